@@ -1,0 +1,26 @@
+# Resolves UNIMEM_WITH_OPENCL / UNIMEM_WITH_CUDA (AUTO, ON, OFF) into UNIMEM_HAS_OPENCL / UNIMEM_HAS_CUDA (0 or 1).
+find_package(Threads REQUIRED)
+
+function(unimem_resolve_backend option found_var out_var what)
+  set(value "${${option}}")
+  string(TOUPPER "${value}" value)
+  if(value STREQUAL "OFF")
+    set(${out_var} 0 PARENT_SCOPE)
+  elseif(${found_var})
+    set(${out_var} 1 PARENT_SCOPE)
+  elseif(value STREQUAL "ON")
+    message(FATAL_ERROR "${option}=ON but ${what} was not found")
+  else()
+    set(${out_var} 0 PARENT_SCOPE)
+  endif()
+endfunction()
+
+if(NOT UNIMEM_WITH_OPENCL STREQUAL "OFF")
+  find_package(OpenCL QUIET)
+endif()
+unimem_resolve_backend(UNIMEM_WITH_OPENCL OpenCL_FOUND UNIMEM_HAS_OPENCL "the OpenCL ICD loader and headers")
+
+if(NOT UNIMEM_WITH_CUDA STREQUAL "OFF")
+  find_package(CUDAToolkit QUIET)
+endif()
+unimem_resolve_backend(UNIMEM_WITH_CUDA CUDAToolkit_FOUND UNIMEM_HAS_CUDA "the CUDA toolkit")

@@ -1,0 +1,126 @@
+#pragma once
+// Backend: the one small interface every kind of device sits behind (host, OpenCL, CUDA, simulated).
+//
+// The public functions are thin and non-virtual: they validate every argument (device index, memory kind,
+// sizes, offsets, handle ownership, double frees) and then call the private do_* hooks, so that each
+// implementation only deals with well-formed requests and every backend reports misuse the same way.
+//
+// Raw backend allocations are not a hot path (pools sit above them), so the base keeps a registry of live
+// segments to catch foreign and double-freed handles.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "unimem/backend/device_info.hpp"
+#include "unimem/backend/segment.hpp"
+#include "unimem/backend/stream.hpp"
+#include "unimem/backend/types.hpp"
+
+namespace unimem {
+
+// Whether a backend can be used, and why not. A backend that is compiled in but finds no driver or no device
+// is present with zero devices and a reason.
+struct BackendStatus {
+  bool compiled_in = false;
+  bool available = false;
+  std::string detail;  // why not available, or a short description of what was found
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  Backend(Backend&&) = delete;
+  Backend& operator=(Backend&&) = delete;
+
+  [[nodiscard]] BackendKind kind() const noexcept { return kind_; }
+  [[nodiscard]] std::string_view name() const noexcept { return to_string(kind_); }
+  [[nodiscard]] virtual BackendStatus status() const = 0;
+  [[nodiscard]] virtual int device_count() const noexcept = 0;
+
+  // Throws InvalidArgument for an index outside [0, device_count()).
+  [[nodiscard]] DeviceInfo device_info(int device) const;
+  [[nodiscard]] MemoryInfo memory_info(int device) const;
+  [[nodiscard]] bool supports(int device, MemoryKind kind) const;
+
+  // Allocates `bytes` of `kind` on `device`, aligned to at least kDefaultAlignment. With a stream, backends that
+  // can (CUDA) allocate in stream order. Throws InvalidArgument (bad device, zero bytes), NotSupported (kind not
+  // served by the device), OutOfMemory (more than the device's largest single allocation, or the device is
+  // full), BackendError (the native API failed otherwise).
+  [[nodiscard]] Segment allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream = nullptr);
+
+  // Frees a segment this backend allocated. Throws InvalidArgument for a segment that is empty, foreign, or
+  // already freed; the segment is then left untouched.
+  void deallocate(const Segment& segment, Stream* stream = nullptr);
+
+  // Sets `bytes` bytes at `offset` to `value`. Synchronous without a stream; ordered on the stream otherwise.
+  void memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+              Stream* stream = nullptr);
+
+  // Copies `bytes` from src+src_offset to dst+dst_offset. Each segment is either one of this backend's live
+  // segments (any of its devices) or host-visible memory (a host view, or a host-visible segment of another
+  // backend, treated as pageable host memory). Without a stream the copy has completed on return; with one it
+  // is ordered on that stream and host memory involved must stay alive until the stream passes it.
+  void copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
+            std::size_t bytes, Stream* stream = nullptr);
+
+  [[nodiscard]] std::unique_ptr<Stream> create_stream(int device);
+  [[nodiscard]] std::unique_ptr<Event> create_event(int device);
+
+  // Segments allocated and not yet freed, and their bytes.
+  [[nodiscard]] std::size_t live_segment_count() const;
+  [[nodiscard]] std::size_t live_bytes(int device) const;
+  // True when `segment` is a live segment of this backend.
+  [[nodiscard]] bool owns(const Segment& segment) const;
+
+ protected:
+  explicit Backend(BackendKind kind) noexcept : kind_(kind) {}
+
+  // What an implementation returns from do_allocate: its native handle and, when host-visible, the address.
+  struct NativeAllocation {
+    void* native = nullptr;
+    std::byte* host_ptr = nullptr;
+  };
+
+  // Live bytes of one kind on one device, from the registry (what OpenCL reports as used).
+  [[nodiscard]] std::size_t live_bytes(int device, MemoryKind kind) const;
+
+ private:
+  virtual DeviceInfo do_device_info(int device) const = 0;
+  virtual MemoryInfo do_memory_info(int device) const = 0;
+  virtual NativeAllocation do_allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream) = 0;
+  // Called once per live segment; must not throw (the registry has already forgotten the segment).
+  virtual void do_deallocate(const Segment& segment, Stream* stream) noexcept = 0;
+  virtual void do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+                         Stream* stream) = 0;
+  virtual void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
+                       std::size_t bytes, Stream* stream) = 0;
+  virtual std::unique_ptr<Stream> do_create_stream(int device) = 0;
+  virtual std::unique_ptr<Event> do_create_event(int device) = 0;
+
+  void check_device(int device, std::string_view operation) const;
+  void check_stream(const Stream* stream, std::string_view operation) const;
+  // Returns true when the segment is this backend's own (live) segment, false when it is host memory to be
+  // treated as pageable; throws InvalidArgument for anything else.
+  bool check_copy_operand(const Segment& segment, std::string_view role) const;
+
+  struct LiveRecord {
+    void* native;
+    std::size_t size;
+    DeviceId device;
+    MemoryKind kind;
+  };
+
+  BackendKind kind_;
+  mutable std::mutex registry_mutex_;
+  std::unordered_map<std::uint64_t, LiveRecord> live_;
+  std::uint64_t next_id_ = 1;
+};
+
+}  // namespace unimem

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "unimem/backend/types.hpp"
+
+namespace unimem {
+
+// Which kinds of memory a device serves. `host_visible_device` means the host can dereference the device's own
+// memory (the host backend, a backed simulated device); it is false for discrete GPUs.
+struct Capabilities {
+  bool device_memory = false;
+  bool pinned_host = false;
+  bool unified = false;
+  bool host_visible_device = false;
+
+  [[nodiscard]] bool supports(MemoryKind kind) const noexcept;
+};
+
+// Free and total bytes now. `estimated` is true where the native API has no free-memory query (OpenCL): free is
+// then the total minus what unimem itself has allocated on the device.
+struct MemoryInfo {
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+  bool estimated = false;
+};
+
+struct DeviceInfo {
+  DeviceId id;
+  std::string name;
+  std::string vendor;
+  std::string driver;  // driver or runtime version, as the backend reports it
+  MemoryInfo memory;
+  std::size_t max_allocation_bytes = 0;  // largest single allocation the device accepts
+  Capabilities capabilities;
+  std::vector<int> peers;  // indices of devices of the same backend this one can access directly
+};
+
+}  // namespace unimem

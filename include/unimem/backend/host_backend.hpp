@@ -1,0 +1,34 @@
+#pragma once
+// The host as a device: always present, one device whose device memory is ordinary host memory (so it is
+// host-visible), allocated with kDefaultAlignment. Streams are synchronous.
+
+#include "unimem/backend/backend.hpp"
+
+namespace unimem {
+
+class HostBackend final : public Backend {
+ public:
+  HostBackend();
+
+  [[nodiscard]] BackendStatus status() const override;
+  [[nodiscard]] int device_count() const noexcept override { return 1; }
+
+ private:
+  DeviceInfo do_device_info(int device) const override;
+  MemoryInfo do_memory_info(int device) const override;
+  NativeAllocation do_allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream) override;
+  void do_deallocate(const Segment& segment, Stream* stream) noexcept override;
+  void do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+                 Stream* stream) override;
+  void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
+               std::size_t bytes, Stream* stream) override;
+  std::unique_ptr<Stream> do_create_stream(int device) override;
+  std::unique_ptr<Event> do_create_event(int device) override;
+
+  std::string cpu_name_;
+};
+
+// Free and total host memory now, from /proc/meminfo (MemAvailable, MemTotal).
+[[nodiscard]] MemoryInfo host_memory_info();
+
+}  // namespace unimem

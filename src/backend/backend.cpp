@@ -1,0 +1,190 @@
+#include "unimem/backend/backend.hpp"
+
+#include <string>
+
+#include "unimem/core/error.hpp"
+#include "unimem/core/size.hpp"
+
+namespace unimem {
+
+namespace {
+std::string describe(const Segment& s) {
+  return "segment #" + std::to_string(s.id) + " (" + std::string(to_string(s.kind)) + ", " +
+         std::to_string(s.size) + " bytes, " + to_string(s.device) + ")";
+}
+}  // namespace
+
+void Backend::check_device(int device, std::string_view operation) const {
+  const int count = device_count();
+  if (device < 0 || device >= count) {
+    throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": device index " +
+                          std::to_string(device) + " is out of range (this backend has " + std::to_string(count) +
+                          (count == 1 ? " device)" : " devices)"));
+  }
+}
+
+void Backend::check_stream(const Stream* stream, std::string_view operation) const {
+  if (stream != nullptr && &stream->backend() != this) {
+    throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": the stream of " +
+                          to_string(stream->device()) + " belongs to another backend");
+  }
+}
+
+DeviceInfo Backend::device_info(int device) const {
+  check_device(device, "device_info");
+  return do_device_info(device);
+}
+
+MemoryInfo Backend::memory_info(int device) const {
+  check_device(device, "memory_info");
+  return do_memory_info(device);
+}
+
+bool Backend::supports(int device, MemoryKind kind) const {
+  return device_info(device).capabilities.supports(kind);
+}
+
+Segment Backend::allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream) {
+  check_device(device, "allocate");
+  check_stream(stream, "allocate");
+  if (stream != nullptr && stream->device().index != device) {
+    throw InvalidArgument(std::string(name()) + "::allocate: stream of " + to_string(stream->device()) +
+                          " cannot order an allocation on device " + std::to_string(device));
+  }
+  if (bytes == 0) {
+    throw InvalidArgument(std::string(name()) + "::allocate: zero bytes requested on " +
+                          to_string(DeviceId{kind_, device}));
+  }
+  const DeviceInfo info = do_device_info(device);
+  if (!info.capabilities.supports(kind)) {
+    throw NotSupported(std::string(name()) + "::allocate: " + to_string(info.id) + " (" + info.name +
+                       ") does not serve " + std::string(to_string(kind)) + " memory");
+  }
+  if (bytes > info.max_allocation_bytes) {
+    throw OutOfMemory(bytes, to_string(info.id), info.memory.free_bytes, info.memory.total_bytes,
+                      "larger than the device's largest single allocation of " +
+                          std::to_string(info.max_allocation_bytes) + " bytes");
+  }
+  const NativeAllocation native = do_allocate(device, kind, bytes, stream);
+  Segment s;
+  s.device = DeviceId{kind_, device};
+  s.kind = kind;
+  s.size = bytes;
+  s.native = native.native;
+  s.host_ptr = native.host_ptr;
+  s.owner = this;
+  const std::lock_guard lock(registry_mutex_);
+  s.id = next_id_++;
+  live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind});
+  return s;
+}
+
+void Backend::deallocate(const Segment& segment, Stream* stream) {
+  check_stream(stream, "deallocate");
+  if (segment.owner != this) {
+    throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
+                          (segment.owner == nullptr ? " is a host view or empty, not an allocation"
+                                                    : " was allocated by another backend"));
+  }
+  {
+    const std::lock_guard lock(registry_mutex_);
+    const auto it = live_.find(segment.id);
+    if (it == live_.end()) {
+      throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
+                            " is not live (already freed, or never allocated here)");
+    }
+    const LiveRecord& r = it->second;
+    if (r.native != segment.native || r.size != segment.size || r.device != segment.device || r.kind != segment.kind) {
+      throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
+                            " does not match the live segment with that id");
+    }
+    live_.erase(it);
+  }
+  do_deallocate(segment, stream);
+}
+
+bool Backend::owns(const Segment& segment) const {
+  if (segment.owner != this) return false;
+  const std::lock_guard lock(registry_mutex_);
+  const auto it = live_.find(segment.id);
+  return it != live_.end() && it->second.native == segment.native && it->second.size == segment.size &&
+         it->second.device == segment.device && it->second.kind == segment.kind;
+}
+
+bool Backend::check_copy_operand(const Segment& segment, std::string_view role) const {
+  if (segment.owner == this) {
+    if (!owns(segment)) {
+      throw InvalidArgument(std::string(name()) + ": " + std::string(role) + " " + describe(segment) +
+                            " is not live (already freed?)");
+    }
+    return true;
+  }
+  if (segment.host_ptr == nullptr) {
+    throw InvalidArgument(std::string(name()) + ": " + std::string(role) + " " + describe(segment) +
+                          (segment.owner == nullptr ? " is empty" : " belongs to another backend and is not host-visible"));
+  }
+  return false;
+}
+
+void Backend::memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+                     Stream* stream) {
+  check_stream(stream, "memset");
+  check_copy_operand(dst, "memset destination");
+  check_range(std::string(name()) + "::memset on " + describe(dst), offset, bytes, dst.size);
+  if (bytes == 0) return;
+  do_memset(dst, offset, value, bytes, stream);
+}
+
+void Backend::copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
+                   std::size_t bytes, Stream* stream) {
+  check_stream(stream, "copy");
+  const bool own_dst = check_copy_operand(dst, "copy destination");
+  const bool own_src = check_copy_operand(src, "copy source");
+  check_range(std::string(name()) + "::copy destination " + describe(dst), dst_offset, bytes, dst.size);
+  check_range(std::string(name()) + "::copy source " + describe(src), src_offset, bytes, src.size);
+  if (stream != nullptr) {
+    const bool on_involved_device = (own_dst && dst.device == stream->device()) ||
+                                    (own_src && src.device == stream->device()) || (!own_dst && !own_src);
+    if (!on_involved_device) {
+      throw InvalidArgument(std::string(name()) + "::copy: stream of " + to_string(stream->device()) +
+                            " is on neither the source's nor the destination's device");
+    }
+  }
+  if (bytes == 0) return;
+  do_copy(dst, dst_offset, src, src_offset, bytes, stream);
+}
+
+std::unique_ptr<Stream> Backend::create_stream(int device) {
+  check_device(device, "create_stream");
+  return do_create_stream(device);
+}
+
+std::unique_ptr<Event> Backend::create_event(int device) {
+  check_device(device, "create_event");
+  return do_create_event(device);
+}
+
+std::size_t Backend::live_segment_count() const {
+  const std::lock_guard lock(registry_mutex_);
+  return live_.size();
+}
+
+std::size_t Backend::live_bytes(int device) const {
+  const std::lock_guard lock(registry_mutex_);
+  std::size_t total = 0;
+  for (const auto& [id, r] : live_) {
+    if (r.device.index == device) total += r.size;
+  }
+  return total;
+}
+
+std::size_t Backend::live_bytes(int device, MemoryKind kind) const {
+  const std::lock_guard lock(registry_mutex_);
+  std::size_t total = 0;
+  for (const auto& [id, r] : live_) {
+    if (r.device.index == device && r.kind == kind) total += r.size;
+  }
+  return total;
+}
+
+}  // namespace unimem

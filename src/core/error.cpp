@@ -1,0 +1,34 @@
+#include "unimem/core/error.hpp"
+
+#include <utility>
+
+#include "unimem/core/size.hpp"
+
+namespace unimem {
+
+BackendError::BackendError(std::string backend, std::int64_t code, std::string code_name, const std::string& what)
+    : Error(backend + ": " + what + " failed: " + code_name + " (" + std::to_string(code) + ")"),
+      backend_(std::move(backend)),
+      code_(code),
+      code_name_(std::move(code_name)) {}
+
+namespace {
+std::string out_of_memory_message(std::size_t requested, const std::string& device, std::size_t free_bytes,
+                                  std::size_t total_bytes, const std::string& detail) {
+  std::string msg = "out of memory on " + device + ": requested " + std::to_string(requested) + " bytes (" +
+                    format_bytes(requested) + "), free " + format_bytes(free_bytes) + " of " +
+                    format_bytes(total_bytes);
+  if (!detail.empty()) msg += "; " + detail;
+  return msg;
+}
+}  // namespace
+
+OutOfMemory::OutOfMemory(std::size_t requested, std::string device, std::size_t free_bytes,
+                         std::size_t total_bytes, const std::string& detail)
+    : Error(out_of_memory_message(requested, device, free_bytes, total_bytes, detail)),
+      requested_(requested),
+      device_(std::move(device)),
+      free_(free_bytes),
+      total_(total_bytes) {}
+
+}  // namespace unimem
