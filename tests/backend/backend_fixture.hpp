@@ -15,10 +15,12 @@
 
 namespace unimem::test {
 
-// The registry all backend tests share. It adds one backed simulated device (for copies) and one unbacked one.
+// The registry all backend tests share. It adds two backed simulated devices (copies within and between
+// devices) and one unbacked one (address ranges only).
 inline BackendRegistry& shared_registry() {
   static BackendRegistry registry(BackendRegistryOptions{
       {SimulatedDeviceSpec{.capacity_bytes = 2 * GiB, .backed = true},
+       SimulatedDeviceSpec{.capacity_bytes = 1 * GiB, .backed = true},
        SimulatedDeviceSpec{.capacity_bytes = 64 * GiB, .backed = false}}});
   return registry;
 }

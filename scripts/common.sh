@@ -1,0 +1,19 @@
+# Shared by scripts/demo and scripts/test: configure and build one build tree.
+# Usage: configure_and_build BUILD_DIR [cmake options...]
+set -euo pipefail
+
+UNIMEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UNIMEM_JOBS="${UNIMEM_JOBS:-$(nproc)}"
+# Two PoCL devices, so that multi-device paths run on a CPU-only machine.
+export POCL_DEVICES="${POCL_DEVICES:-pthread pthread}"
+
+configure_and_build() {
+  local dir="$1"
+  shift
+  local launcher=()
+  if command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  fi
+  cmake -S "$UNIMEM_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  cmake --build "$dir" --parallel "$UNIMEM_JOBS"
+}
