@@ -1,0 +1,405 @@
+#include "unimem/backend/cuda_backend.hpp"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unimem/backend/host_backend.hpp"
+#include "unimem/core/alignment.hpp"
+#include "unimem/core/error.hpp"
+
+namespace unimem {
+
+namespace {
+
+// What a failed allocation call was asked for, so that cudaErrorMemoryAllocation becomes OutOfMemory.
+struct AllocationRequest {
+  int device;
+  MemoryKind kind;
+  std::size_t bytes;
+};
+
+// Throws for any status but cudaSuccess: OutOfMemory for a failed allocation, BackendError otherwise.
+void check(cudaError_t status, std::string_view call, const AllocationRequest* request = nullptr);
+
+// Makes `device` current for the calling thread and restores the thread's previous device on exit: the
+// runtime allocates, copies and creates streams on the current device, and callers may rely on theirs staying
+// put.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) : device_(device) {
+    check(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device_) check(cudaSetDevice(device_), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    if (previous_ != device_) (void)cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+  DeviceGuard(DeviceGuard&&) = delete;
+  DeviceGuard& operator=(DeviceGuard&&) = delete;
+
+ private:
+  int device_;
+  int previous_ = 0;
+};
+
+MemoryInfo device_memory(int device) {
+  const DeviceGuard guard(device);
+  MemoryInfo info;
+  check(cudaMemGetInfo(&info.free_bytes, &info.total_bytes), "cudaMemGetInfo");
+  return info;
+}
+
+std::string describe(cudaError_t status) {
+  return std::string(cudaGetErrorName(status)) + " (" + std::to_string(static_cast<int>(status)) +
+         "): " + cudaGetErrorString(status);
+}
+
+void check(cudaError_t status, std::string_view call, const AllocationRequest* request) {
+  if (status == cudaSuccess) return;
+  // The runtime also keeps the error as the thread's last error; clear it so that it cannot resurface later.
+  (void)cudaGetLastError();
+  if (status == cudaErrorMemoryAllocation && request != nullptr) {
+    // Pinned memory comes out of host RAM, so that is the memory worth reporting for it.
+    const MemoryInfo memory =
+        request->kind == MemoryKind::PinnedHost ? host_memory_info() : device_memory(request->device);
+    throw OutOfMemory(request->bytes, to_string(DeviceId{BackendKind::Cuda, request->device}),
+                      memory.free_bytes, memory.total_bytes,
+                      std::string(call) + " returned " + describe(status));
+  }
+  throw BackendError("cuda", status, cudaGetErrorName(status), std::string(call));
+}
+
+// For paths that must not throw (frees, destructors): a failure becomes one line on stderr.
+template <typename Body>
+void without_throwing(const char* what, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "unimem: %s: %s\n", what, e.what());
+  }
+}
+
+// cudaErrorNotReady is the runtime's "not yet", not a failure (and not recorded as the last error).
+bool completed(cudaError_t status, std::string_view call) {
+  if (status == cudaErrorNotReady) return false;
+  check(status, call);
+  return true;
+}
+
+std::string version(int encoded) {
+  if (encoded == 0) return "none";
+  return std::to_string(encoded / 1000) + "." + std::to_string(encoded % 1000 / 10);
+}
+
+class CudaStream final : public Stream {
+ public:
+  CudaStream(const Backend& backend, int device) : Stream(backend, DeviceId{BackendKind::Cuda, device}) {
+    const DeviceGuard guard(device);
+    // Non-blocking: unimem's streams must not serialize with the legacy default stream of unrelated code.
+    check(cudaStreamCreateWithFlags(&handle_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  }
+  ~CudaStream() override {
+    without_throwing("~CudaStream", [this] { check(cudaStreamDestroy(handle_), "cudaStreamDestroy"); });
+  }
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+  CudaStream(CudaStream&&) = delete;
+  CudaStream& operator=(CudaStream&&) = delete;
+
+  [[nodiscard]] cudaStream_t handle() const noexcept { return handle_; }
+
+ private:
+  void do_synchronize() override { check(cudaStreamSynchronize(handle_), "cudaStreamSynchronize"); }
+  bool do_query() override { return completed(cudaStreamQuery(handle_), "cudaStreamQuery"); }
+
+  cudaStream_t handle_ = nullptr;
+};
+
+cudaStream_t native_stream(Stream& stream) {
+  auto* cuda = dynamic_cast<CudaStream*>(&stream);
+  if (cuda == nullptr) {
+    throw InvalidArgument("cuda: the stream of " + to_string(stream.device()) + " is not a CUDA stream");
+  }
+  return cuda->handle();
+}
+
+class CudaEvent final : public Event {
+ public:
+  CudaEvent(const Backend& backend, int device) : Event(backend, DeviceId{BackendKind::Cuda, device}) {
+    const DeviceGuard guard(device);
+    // Default flags keep timing enabled, which elapsed_ms_since needs.
+    check(cudaEventCreate(&handle_), "cudaEventCreate");
+  }
+  ~CudaEvent() override {
+    without_throwing("~CudaEvent", [this] { check(cudaEventDestroy(handle_), "cudaEventDestroy"); });
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  CudaEvent(CudaEvent&&) = delete;
+  CudaEvent& operator=(CudaEvent&&) = delete;
+
+ private:
+  // Streams and events carry their device's context, so these calls need no DeviceGuard.
+  void do_record(Stream& stream) override {
+    check(cudaEventRecord(handle_, native_stream(stream)), "cudaEventRecord");
+  }
+  bool do_query() override { return completed(cudaEventQuery(handle_), "cudaEventQuery"); }
+  void do_synchronize() override { check(cudaEventSynchronize(handle_), "cudaEventSynchronize"); }
+  void do_make_wait(Stream& stream) override {
+    check(cudaStreamWaitEvent(native_stream(stream), handle_, 0), "cudaStreamWaitEvent");
+  }
+  double do_elapsed_ms_since(Event& start) override {
+    auto* earlier = dynamic_cast<CudaEvent*>(&start);
+    if (earlier == nullptr) {
+      throw InvalidArgument("cuda: elapsed_ms_since: the start event is not a CUDA event");
+    }
+    earlier->do_synchronize();
+    do_synchronize();
+    float ms = 0.0F;
+    check(cudaEventElapsedTime(&ms, earlier->handle_, handle_), "cudaEventElapsedTime");
+    return ms;
+  }
+
+  cudaEvent_t handle_ = nullptr;
+};
+
+// Memory the device does not map for us: ordinary host allocations, host views, other backends' host memory.
+bool plain_host_memory(const Segment& segment, const Backend* self) {
+  return segment.owner != self || segment.kind == MemoryKind::Host;
+}
+
+std::byte* address(const Segment& segment, const Backend* self) {
+  // Another backend's native handle may not be an address (a cl_mem); its host_ptr is.
+  return segment.owner == self ? static_cast<std::byte*>(segment.native) : segment.host_ptr;
+}
+
+// Runs `enqueue` on the stream, or on the legacy default stream and waits: cudaMemcpy and cudaMemset alone
+// may return before the device has finished, and a call without a stream must be complete on return.
+template <typename Enqueue>
+void run_ordered(Stream* stream, int device, Enqueue&& enqueue) {
+  const DeviceGuard guard(stream != nullptr ? stream->device().index : device);
+  const cudaStream_t queue = stream != nullptr ? native_stream(*stream) : nullptr;
+  enqueue(queue);
+  if (stream == nullptr) check(cudaStreamSynchronize(queue), "cudaStreamSynchronize");
+}
+
+struct CudaDevice {
+  DeviceInfo info;  // everything but the memory figures, which are read live
+  bool stream_ordered_allocation = false;
+};
+
+}  // namespace
+
+struct CudaBackend::Impl {
+  // Written by the constructor only and read-only afterwards, so it needs no lock; the CUDA runtime is
+  // thread-safe, and the current device is per thread.
+  BackendStatus status;
+  std::vector<CudaDevice> devices;
+};
+
+namespace {
+
+CudaDevice discover(int device, int count, int driver, int runtime) {
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  int pools = 0;
+  check(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), "cudaDeviceGetAttribute");
+  CudaDevice d;
+  d.stream_ordered_allocation = pools != 0;
+  DeviceInfo& info = d.info;
+  info.id = DeviceId{BackendKind::Cuda, device};
+  info.name = prop.name;
+  info.vendor = "NVIDIA";
+  info.driver = "driver " + version(driver) + ", runtime " + version(runtime) + ", compute capability " +
+                std::to_string(prop.major) + "." + std::to_string(prop.minor);
+  info.capabilities = Capabilities{.device_memory = true,
+                                   .pinned_host = true,
+                                   .unified = prop.managedMemory != 0,
+                                   // cudaMalloc memory is never dereferenceable from the host, even where
+                                   // the GPU can read pageable host memory (pageableMemoryAccess).
+                                   .host_visible_device = false};
+  for (int peer = 0; peer < count; ++peer) {
+    int can_access = 0;
+    if (peer != device) check(cudaDeviceCanAccessPeer(&can_access, device, peer), "cudaDeviceCanAccessPeer");
+    if (can_access != 0) info.peers.push_back(peer);
+  }
+  return d;
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend() : Backend(BackendKind::Cuda), impl_(std::make_unique<Impl>()) {
+  BackendStatus& status = impl_->status;
+  status.compiled_in = true;
+  // Both version queries work without a driver (the driver version is then 0); they make the detail useful.
+  int driver = 0;
+  int runtime = 0;
+  (void)cudaDriverGetVersion(&driver);
+  (void)cudaRuntimeGetVersion(&runtime);
+  const std::string versions = "runtime " + version(runtime) + ", driver " + version(driver);
+  int count = 0;
+  const cudaError_t found = cudaGetDeviceCount(&count);
+  if (found != cudaSuccess) {
+    (void)cudaGetLastError();
+    status.detail = "no CUDA device: cudaGetDeviceCount returned " + describe(found) + " (" + versions + ")";
+    return;
+  }
+  if (count == 0) {
+    status.detail = "no CUDA device: cudaGetDeviceCount found none (" + versions + ")";
+    return;
+  }
+  try {
+    for (int device = 0; device < count; ++device) {
+      impl_->devices.push_back(discover(device, count, driver, runtime));
+    }
+  } catch (const Error& e) {
+    // All or nothing: skipping one device would renumber the others away from CUDA's own ordinals.
+    impl_->devices.clear();
+    status.detail = std::string("no usable CUDA device: ") + e.what() + " (" + versions + ")";
+    return;
+  }
+  status.available = true;
+  status.detail = std::to_string(count) + (count == 1 ? " device, " : " devices, ") + versions;
+}
+
+CudaBackend::~CudaBackend() = default;
+
+BackendStatus CudaBackend::status() const {
+  return impl_->status;
+}
+
+int CudaBackend::device_count() const noexcept {
+  return static_cast<int>(impl_->devices.size());
+}
+
+DeviceInfo CudaBackend::do_device_info(int device) const {
+  DeviceInfo info = impl_->devices[static_cast<std::size_t>(device)].info;
+  info.memory = device_memory(device);
+  info.max_allocation_bytes = info.memory.total_bytes;
+  return info;
+}
+
+MemoryInfo CudaBackend::do_memory_info(int device) const {
+  return device_memory(device);
+}
+
+Backend::NativeAllocation CudaBackend::do_allocate(int device, MemoryKind kind, std::size_t bytes,
+                                                   Stream* stream) {
+  if (kind == MemoryKind::Host) {
+    void* p = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
+    if (p == nullptr) {
+      const MemoryInfo memory = host_memory_info();
+      throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Cuda, device}), memory.free_bytes,
+                        memory.total_bytes, "ordinary host memory");
+    }
+    return {p, static_cast<std::byte*>(p)};
+  }
+  const DeviceGuard guard(device);
+  const AllocationRequest request{device, kind, bytes};
+  void* p = nullptr;
+  if (kind == MemoryKind::Device && stream != nullptr &&
+      impl_->devices[static_cast<std::size_t>(device)].stream_ordered_allocation) {
+    check(cudaMallocAsync(&p, bytes, native_stream(*stream)), "cudaMallocAsync", &request);
+  } else if (kind == MemoryKind::Device) {
+    check(cudaMalloc(&p, bytes), "cudaMalloc", &request);
+  } else if (kind == MemoryKind::PinnedHost) {
+    // Portable: page-locked for every CUDA device, not only the current one.
+    check(cudaHostAlloc(&p, bytes, cudaHostAllocPortable), "cudaHostAlloc", &request);
+  } else {
+    check(cudaMallocManaged(&p, bytes, cudaMemAttachGlobal), "cudaMallocManaged", &request);
+  }
+  return {p, kind == MemoryKind::Device ? nullptr : static_cast<std::byte*>(p)};
+}
+
+void CudaBackend::do_deallocate(const Segment& segment, Stream* stream) noexcept {
+  const int device = segment.device.index;
+  if (segment.kind == MemoryKind::Device && stream != nullptr &&
+      impl_->devices[static_cast<std::size_t>(device)].stream_ordered_allocation) {
+    without_throwing("deallocate", [&] {
+      const DeviceGuard guard(device);
+      check(cudaFreeAsync(segment.native, native_stream(*stream)), "cudaFreeAsync");
+    });
+    return;
+  }
+  // Anything else is freed at once, so the work that may still use it has to finish first: the stream's, or
+  // without one the device's (cudaFree does not wait for memory that came from cudaMallocAsync).
+  without_throwing("deallocate", [&] {
+    if (stream != nullptr) {
+      stream->synchronize();
+    } else if (segment.kind == MemoryKind::Device) {
+      const DeviceGuard guard(device);
+      check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
+  });
+  if (segment.kind == MemoryKind::Host) {
+    ::operator delete (segment.native, std::align_val_t{kDefaultAlignment});
+    return;
+  }
+  without_throwing("deallocate", [&] {
+    const DeviceGuard guard(device);
+    const bool pinned = segment.kind == MemoryKind::PinnedHost;
+    check(pinned ? cudaFreeHost(segment.native) : cudaFree(segment.native),
+          pinned ? "cudaFreeHost" : "cudaFree");
+  });
+}
+
+void CudaBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+                            Stream* stream) {
+  std::byte* target = address(dst, this) + offset;
+  if (plain_host_memory(dst, this)) {
+    if (stream != nullptr) stream->synchronize();
+    std::memset(target, value, bytes);
+    return;
+  }
+  run_ordered(stream, dst.device.index, [&](cudaStream_t queue) {
+    check(cudaMemsetAsync(target, value, bytes, queue), "cudaMemsetAsync");
+  });
+}
+
+void CudaBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src,
+                          std::size_t src_offset, std::size_t bytes, Stream* stream) {
+  std::byte* to = address(dst, this) + dst_offset;
+  const std::byte* from = address(src, this) + src_offset;
+  if (plain_host_memory(dst, this) && plain_host_memory(src, this)) {
+    if (stream != nullptr) stream->synchronize();
+    std::memmove(to, from, bytes);  // the ranges may overlap
+    return;
+  }
+  const auto to_address = reinterpret_cast<std::uintptr_t>(to);
+  const auto from_address = reinterpret_cast<std::uintptr_t>(from);
+  const bool upward = to_address > from_address;
+  const std::size_t distance = upward ? to_address - from_address : from_address - to_address;
+  if (distance == 0) return;
+  // cudaMemcpy leaves overlapping ranges undefined, so those are copied in pieces no longer than the
+  // distance, from the far end when moving up, so that no piece overwrites source bytes not yet copied.
+  const std::size_t piece = distance < bytes ? distance : bytes;
+  // With unified addressing cudaMemcpyDefault handles every pair, devices and host memory alike; the copy is
+  // issued on the device of a segment it touches.
+  const int device = plain_host_memory(dst, this) ? src.device.index : dst.device.index;
+  run_ordered(stream, device, [&](cudaStream_t queue) {
+    for (std::size_t done = 0; done < bytes; done += piece) {
+      const std::size_t n = piece < bytes - done ? piece : bytes - done;
+      const std::size_t at = upward ? bytes - done - n : done;
+      check(cudaMemcpyAsync(to + at, from + at, n, cudaMemcpyDefault, queue), "cudaMemcpyAsync");
+    }
+  });
+}
+
+std::unique_ptr<Stream> CudaBackend::do_create_stream(int device) {
+  return std::make_unique<CudaStream>(*this, device);
+}
+
+std::unique_ptr<Event> CudaBackend::do_create_event(int device) {
+  return std::make_unique<CudaEvent>(*this, device);
+}
+
+}  // namespace unimem
