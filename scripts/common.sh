@@ -17,3 +17,15 @@ configure_and_build() {
   cmake -S "$UNIMEM_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
   cmake --build "$dir" --parallel "$UNIMEM_JOBS"
 }
+
+# ctest lists skipped tests by name only; print each distinct reason gtest gave, with how many tests gave it.
+summarize_skips() {
+  local log="$1/Testing/Temporary/LastTest.log"
+  [ -f "$log" ] || return 0
+  local reasons
+  reasons=$(grep -A1 ': Skipped$' "$log" | grep -v -e ': Skipped$' -e '^--$' | sort | uniq -c | sort -rn || true)
+  if [ -n "$reasons" ]; then
+    echo "Skipped tests, by reason:"
+    echo "$reasons"
+  fi
+}

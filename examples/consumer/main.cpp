@@ -3,17 +3,17 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <vector>
-
 #include <unimem/backend/backend_registry.hpp>
 #include <unimem/core/error.hpp>
+#include <vector>
 
 int main() {
   try {
     unimem::BackendRegistry registry;
     int checked = 0;
     for (const auto& entry : registry.entries()) {
-      std::printf("%-7s %s\n", std::string(unimem::to_string(entry.kind)).c_str(), entry.status.detail.c_str());
+      std::printf("%-7s %s\n", std::string(unimem::to_string(entry.kind)).c_str(),
+                  entry.status.detail.c_str());
       if (entry.backend == nullptr || entry.backend->device_count() == 0) continue;
       unimem::Backend& backend = *entry.backend;
       const std::string message = "hello from " + std::string(backend.name());
@@ -23,7 +23,8 @@ int main() {
       backend.copy(unimem::Segment::host_view(back.data(), back.size()), 0, segment, 0, back.size());
       backend.deallocate(segment);
       if (back != message) {
-        std::fprintf(stderr, "round trip through %s:0 changed the bytes\n", std::string(backend.name()).c_str());
+        std::fprintf(stderr, "round trip through %s:0 changed the bytes\n",
+                     std::string(backend.name()).c_str());
         return 1;
       }
       ++checked;

@@ -18,8 +18,8 @@ void Backend::check_device(int device, std::string_view operation) const {
   const int count = device_count();
   if (device < 0 || device >= count) {
     throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": device index " +
-                          std::to_string(device) + " is out of range (this backend has " + std::to_string(count) +
-                          (count == 1 ? " device)" : " devices)"));
+                          std::to_string(device) + " is out of range (this backend has " +
+                          std::to_string(count) + (count == 1 ? " device)" : " devices)"));
   }
 }
 
@@ -94,7 +94,8 @@ void Backend::deallocate(const Segment& segment, Stream* stream) {
                             " is not live (already freed, or never allocated here)");
     }
     const LiveRecord& r = it->second;
-    if (r.native != segment.native || r.size != segment.size || r.device != segment.device || r.kind != segment.kind) {
+    if (r.native != segment.native || r.size != segment.size || r.device != segment.device ||
+        r.kind != segment.kind) {
       throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
                             " does not match the live segment with that id");
     }
@@ -120,8 +121,9 @@ bool Backend::check_copy_operand(const Segment& segment, std::string_view role) 
     return true;
   }
   if (segment.host_ptr == nullptr) {
-    throw InvalidArgument(std::string(name()) + ": " + std::string(role) + " " + describe(segment) +
-                          (segment.owner == nullptr ? " is empty" : " belongs to another backend and is not host-visible"));
+    throw InvalidArgument(
+        std::string(name()) + ": " + std::string(role) + " " + describe(segment) +
+        (segment.owner == nullptr ? " is empty" : " belongs to another backend and is not host-visible"));
   }
   return false;
 }

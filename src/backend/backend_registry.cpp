@@ -48,16 +48,18 @@ std::unique_ptr<Backend> make_backend(BackendKind kind, const BackendRegistryOpt
 }
 }  // namespace
 
-BackendRegistry::BackendRegistry(BackendRegistryOptions options) {
+BackendRegistry::BackendRegistry(const BackendRegistryOptions& options) {
   for (BackendKind kind : kAllBackendKinds) {
     std::unique_ptr<Backend> backend = make_backend(kind, options);
     if (backend) {
       entries_.push_back(Entry{kind, backend->status(), backend.get()});
       owned_.push_back(std::move(backend));
     } else {
-      entries_.push_back(Entry{kind, BackendStatus{false, false, "not compiled in (UNIMEM_WITH_" +
-                                                                     std::string(kind == BackendKind::Cuda ? "CUDA" : "OPENCL") +
-                                                                     " was off or its SDK was not found)"},
+      entries_.push_back(Entry{kind,
+                               BackendStatus{false, false,
+                                             "not compiled in (UNIMEM_WITH_" +
+                                                 std::string(kind == BackendKind::Cuda ? "CUDA" : "OPENCL") +
+                                                 " was off or its SDK was not found)"},
                                nullptr});
     }
   }
@@ -75,7 +77,8 @@ Backend* BackendRegistry::find(BackendKind kind) const noexcept {
 Backend& BackendRegistry::get(BackendKind kind) const {
   Backend* backend = find(kind);
   if (backend == nullptr) {
-    throw NotSupported("backend '" + std::string(to_string(kind)) + "' is not compiled into this build of unimem");
+    throw NotSupported("backend '" + std::string(to_string(kind)) +
+                       "' is not compiled into this build of unimem");
   }
   return *backend;
 }

@@ -26,7 +26,9 @@ void Event::record(Stream& stream) {
   recorded_ = true;
 }
 
-bool Event::query() { return !recorded_ || do_query(); }
+bool Event::query() {
+  return !recorded_ || do_query();
+}
 
 void Event::synchronize() {
   if (recorded_) do_synchronize();

@@ -35,7 +35,9 @@ std::string_view to_string(MemoryKind kind) noexcept {
   return "unknown";
 }
 
-std::string to_string(const DeviceId& id) { return std::string(to_string(id.backend)) + ":" + std::to_string(id.index); }
+std::string to_string(const DeviceId& id) {
+  return std::string(to_string(id.backend)) + ":" + std::to_string(id.index);
+}
 
 bool Capabilities::supports(MemoryKind kind) const noexcept {
   switch (kind) {

@@ -13,13 +13,13 @@ namespace unimem {
 
 namespace {
 std::byte* allocate_aligned(std::size_t capacity) {
-  auto* p = static_cast<std::byte*>(::operator new(capacity, std::align_val_t{AlignedBuffer::kAlignment},
-                                                   std::nothrow));
+  auto* p = static_cast<std::byte*>(
+      ::operator new (capacity, std::align_val_t{AlignedBuffer::kAlignment}, std::nothrow));
   if (p == nullptr) throw OutOfMemory(capacity, "host", 0, 0, "AlignedBuffer allocation failed");
   return p;
 }
 void free_aligned(std::byte* p) noexcept {
-  ::operator delete(p, std::align_val_t{AlignedBuffer::kAlignment});
+  ::operator delete (p, std::align_val_t{AlignedBuffer::kAlignment});
 }
 }  // namespace
 
@@ -54,7 +54,8 @@ void AlignedBuffer::grow(std::size_t bytes) {
   if (bytes > capacity_) {
     // Geometric growth (1.5x) amortizes repeated small grows; saturates instead of overflowing.
     const std::size_t geometric = capacity_ > SIZE_MAX / 2 ? SIZE_MAX : capacity_ + capacity_ / 2;
-    const std::size_t wanted = align_up(std::max(bytes, std::min(geometric, SIZE_MAX - kAlignment)), kAlignment);
+    const std::size_t wanted =
+        align_up(std::max(bytes, std::min(geometric, SIZE_MAX - kAlignment)), kAlignment);
     std::byte* fresh = allocate_aligned(wanted);
     if (size_ != 0) std::memcpy(fresh, data_, size_);
     if (data_ != nullptr) free_aligned(data_);

@@ -6,7 +6,8 @@
 
 namespace unimem {
 
-BackendError::BackendError(std::string backend, std::int64_t code, std::string code_name, const std::string& what)
+BackendError::BackendError(std::string backend, std::int64_t code, std::string code_name,
+                           const std::string& what)
     : Error(backend + ": " + what + " failed: " + code_name + " (" + std::to_string(code) + ")"),
       backend_(std::move(backend)),
       code_(code),

@@ -16,8 +16,9 @@ void throw_size_overflow(const char* op, std::size_t a, std::size_t b) {
 void check_range(std::string_view what, std::size_t offset, std::size_t bytes, std::size_t size) {
   std::size_t end = 0;
   if (__builtin_add_overflow(offset, bytes, &end) || end > size) {
-    throw InvalidArgument(std::string(what) + ": range [" + std::to_string(offset) + ", " + std::to_string(offset) +
-                          " + " + std::to_string(bytes) + ") lies outside its " + std::to_string(size) + " bytes");
+    throw InvalidArgument(std::string(what) + ": range [" + std::to_string(offset) + ", " +
+                          std::to_string(offset) + " + " + std::to_string(bytes) + ") lies outside its " +
+                          std::to_string(size) + " bytes");
   }
 }
 
@@ -44,8 +45,8 @@ std::size_t parse_bytes(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) text.remove_suffix(1);
   std::size_t digits = 0;
   bool seen_point = false;
-  while (digits < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[digits])) != 0 || (text[digits] == '.' && !seen_point))) {
+  while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) != 0 ||
+                                  (text[digits] == '.' && !seen_point))) {
     seen_point = seen_point || text[digits] == '.';
     ++digits;
   }

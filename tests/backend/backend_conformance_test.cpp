@@ -21,7 +21,9 @@
 namespace unimem {
 
 // Names the parameter in gtest's and ctest's output ("opencl" rather than a byte dump).
-void PrintTo(BackendKind kind, std::ostream* os) { *os << to_string(kind); }
+void PrintTo(BackendKind kind, std::ostream* os) {
+  *os << to_string(kind);
+}
 
 namespace {
 
@@ -149,7 +151,8 @@ TEST_P(BackendConformance, RoundTripsOddCountsAndOffsetsExactly) {
           EXPECT_TRUE(std::all_of(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(offset),
                                   [](std::uint8_t b) { return b == kGuard; }))
               << "bytes before the range were overwritten";
-          EXPECT_TRUE(std::equal(data.begin(), data.end(), whole.begin() + static_cast<std::ptrdiff_t>(offset)));
+          EXPECT_TRUE(
+              std::equal(data.begin(), data.end(), whole.begin() + static_cast<std::ptrdiff_t>(offset)));
           EXPECT_TRUE(std::all_of(whole.begin() + static_cast<std::ptrdiff_t>(offset + bytes), whole.end(),
                                   [](std::uint8_t b) { return b == kGuard; }))
               << "bytes after the range were overwritten";
@@ -184,7 +187,8 @@ TEST_P(BackendConformance, CopiesBetweenEveryPairOfKindsOnADevice) {
 
 TEST_P(BackendConformance, CopiesDeviceMemoryBetweenDevices) {
   const std::vector<int> devices = data_devices();
-  if (devices.size() < 2) GTEST_SKIP() << "needs two devices with memory; this backend has " << devices.size();
+  if (devices.size() < 2)
+    GTEST_SKIP() << "needs two devices with memory; this backend has " << devices.size();
   const std::size_t bytes = 1023 * 4 + 1;
   for (auto [a, b] : {std::pair{devices[0], devices[1]}, std::pair{devices[1], devices[0]}}) {
     SCOPED_TRACE("device " + std::to_string(a) + " -> device " + std::to_string(b));
@@ -237,8 +241,9 @@ TEST_P(BackendConformance, AllocatesNearTheLargestSingleAllocation) {
 template <typename T>
 std::vector<T> special_values() {
   using L = std::numeric_limits<T>;
-  return {L::quiet_NaN(), -L::quiet_NaN(), L::signaling_NaN(), L::infinity(), -L::infinity(), L::denorm_min(),
-          -L::denorm_min(), L::min() / 2, T(0), -T(0), L::min(), L::max(), L::lowest(), L::epsilon(), T(1) / T(3)};
+  return {L::quiet_NaN(),  -L::quiet_NaN(),  L::signaling_NaN(), L::infinity(), -L::infinity(),
+          L::denorm_min(), -L::denorm_min(), L::min() / 2,       T(0),          -T(0),
+          L::min(),        L::max(),         L::lowest(),        L::epsilon(),  T(1) / T(3)};
 }
 
 template <typename T>

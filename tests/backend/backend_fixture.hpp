@@ -18,10 +18,10 @@ namespace unimem::test {
 // The registry all backend tests share. It adds two backed simulated devices (copies within and between
 // devices) and one unbacked one (address ranges only).
 inline BackendRegistry& shared_registry() {
-  static BackendRegistry registry(BackendRegistryOptions{
-      {SimulatedDeviceSpec{.capacity_bytes = 2 * GiB, .backed = true},
-       SimulatedDeviceSpec{.capacity_bytes = 1 * GiB, .backed = true},
-       SimulatedDeviceSpec{.capacity_bytes = 64 * GiB, .backed = false}}});
+  static BackendRegistry registry(
+      BackendRegistryOptions{{SimulatedDeviceSpec{.capacity_bytes = 2 * GiB, .backed = true},
+                              SimulatedDeviceSpec{.capacity_bytes = 1 * GiB, .backed = true},
+                              SimulatedDeviceSpec{.capacity_bytes = 64 * GiB, .backed = false}}});
   return registry;
 }
 
@@ -44,6 +44,7 @@ inline Backend* backend_with_devices(BackendKind kind, std::string& why) {
   return nullptr;
 }
 
-// In a test:  std::string why; Backend* b = backend_with_devices(kind, why); if (b == nullptr) GTEST_SKIP() << why;
+// In a test:  std::string why; Backend* b = backend_with_devices(kind, why); if (b == nullptr) GTEST_SKIP()
+// << why;
 
 }  // namespace unimem::test

@@ -42,8 +42,8 @@ TEST(BackendRegistry, CompiledInMatchesTheBuild) {
 }
 
 TEST(BackendRegistry, SimulatedDevicesComeFromOptions) {
-  const BackendRegistry registry(BackendRegistryOptions{{SimulatedDeviceSpec::parse("80GiB"),
-                                                         SimulatedDeviceSpec::parse("1GiB:backed")}});
+  const BackendRegistry registry(BackendRegistryOptions{
+      {SimulatedDeviceSpec::parse("80GiB"), SimulatedDeviceSpec::parse("1GiB:backed")}});
   const Backend& sim = registry.get(BackendKind::Simulated);
   ASSERT_EQ(sim.device_count(), 2);
   EXPECT_EQ(sim.device_info(0).memory.total_bytes, 80 * GiB);

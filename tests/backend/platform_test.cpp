@@ -6,7 +6,8 @@ namespace unimem {
 namespace {
 
 TEST(Platform, NativeLinux) {
-  const auto info = classify_platform("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP\n");
+  const auto info =
+      classify_platform("Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP\n");
   EXPECT_EQ(info.name, "native Linux");
   EXPECT_EQ(info.visibility, MemoryVisibility::SystemScope);
   EXPECT_EQ(info.kernel.find('\n'), std::string::npos);

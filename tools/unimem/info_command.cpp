@@ -18,7 +18,8 @@ std::vector<std::vector<bool>> peer_matrix(const std::vector<DeviceInfo>& device
   for (std::size_t i = 0; i < devices.size(); ++i) {
     matrix[i][i] = true;
     for (int peer : devices[i].peers) {
-      if (peer >= 0 && static_cast<std::size_t>(peer) < devices.size()) matrix[i][static_cast<std::size_t>(peer)] = true;
+      if (peer >= 0 && static_cast<std::size_t>(peer) < devices.size())
+        matrix[i][static_cast<std::size_t>(peer)] = true;
     }
   }
   return matrix;
@@ -51,7 +52,9 @@ nlohmann::json device_json(const DeviceInfo& d) {
   };
 }
 
-std::string yes_no(bool value) { return value ? "yes" : "-"; }
+std::string yes_no(bool value) {
+  return value ? "yes" : "-";
+}
 
 }  // namespace
 
@@ -82,27 +85,29 @@ nlohmann::json info_json(const BackendRegistry& registry, const PlatformInfo& pl
 }
 
 std::string info_table(const BackendRegistry& registry, const PlatformInfo& platform) {
-  std::string out = fmt::format("unimem {}\nplatform: {} (memory visibility: {})\n\n", UNIMEM_VERSION, platform.name,
-                                to_string(platform.visibility));
+  std::string out = fmt::format("unimem {}\nplatform: {} (memory visibility: {})\n\n", UNIMEM_VERSION,
+                                platform.name, to_string(platform.visibility));
   out += fmt::format("{:<8} {:<9} {:<9} {}\n", "backend", "compiled", "available", "detail");
   for (const auto& entry : registry.entries()) {
     out += fmt::format("{:<8} {:<9} {:<9} {}\n", to_string(entry.kind), yes_no(entry.status.compiled_in),
                        yes_no(entry.status.available), entry.status.detail);
   }
-  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", "device", "name", "total",
-                     "free", "max alloc", "device", "pinned", "unified", "host-visible");
+  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", "device", "name",
+                     "total", "free", "max alloc", "device", "pinned", "unified", "host-visible");
   for (const auto& entry : registry.entries()) {
     for (const auto& d : device_infos(entry)) {
       std::string name = d.name.size() > 40 ? d.name.substr(0, 37) + "..." : d.name;
-      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", to_string(d.id), name,
-                         format_bytes(d.memory.total_bytes),
+      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", to_string(d.id),
+                         name, format_bytes(d.memory.total_bytes),
                          format_bytes(d.memory.free_bytes) + (d.memory.estimated ? "*" : ""),
                          format_bytes(d.max_allocation_bytes), yes_no(d.capabilities.device_memory),
                          yes_no(d.capabilities.pinned_host), yes_no(d.capabilities.unified),
                          yes_no(d.capabilities.host_visible_device));
     }
   }
-  out += "(* free memory estimated: the backend has no free-memory query; total minus unimem's own allocations)\n";
+  out +=
+      "(* free memory estimated: the backend has no free-memory query; total minus unimem's own "
+      "allocations)\n";
   for (const auto& entry : registry.entries()) {
     const std::vector<DeviceInfo> infos = device_infos(entry);
     if (infos.size() < 2) continue;
@@ -112,7 +117,8 @@ std::string info_table(const BackendRegistry& registry, const PlatformInfo& plat
     const auto matrix = peer_matrix(infos);
     for (std::size_t i = 0; i < infos.size(); ++i) {
       out += fmt::format("{:>4} ", i);
-      for (std::size_t j = 0; j < infos.size(); ++j) out += fmt::format("{:>4}", i == j ? "·" : yes_no(matrix[i][j]));
+      for (std::size_t j = 0; j < infos.size(); ++j)
+        out += fmt::format("{:>4}", i == j ? "·" : yes_no(matrix[i][j]));
       out += "\n";
     }
   }

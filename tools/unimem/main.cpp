@@ -1,8 +1,8 @@
 // The unimem command-line tool: `unimem info` today; replay, bench and report follow.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -17,7 +17,8 @@ namespace {
 
 unimem::BackendRegistryOptions registry_options(const std::vector<std::string>& sim_specs) {
   unimem::BackendRegistryOptions options;
-  for (const auto& spec : sim_specs) options.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
+  for (const auto& spec : sim_specs)
+    options.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
   return options;
 }
 

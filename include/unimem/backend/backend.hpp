@@ -49,10 +49,10 @@ class Backend {
   [[nodiscard]] MemoryInfo memory_info(int device) const;
   [[nodiscard]] bool supports(int device, MemoryKind kind) const;
 
-  // Allocates `bytes` of `kind` on `device`, aligned to at least kDefaultAlignment. With a stream, backends that
-  // can (CUDA) allocate in stream order. Throws InvalidArgument (bad device, zero bytes), NotSupported (kind not
-  // served by the device), OutOfMemory (more than the device's largest single allocation, or the device is
-  // full), BackendError (the native API failed otherwise).
+  // Allocates `bytes` of `kind` on `device`, aligned to at least kDefaultAlignment. With a stream, backends
+  // that can (CUDA) allocate in stream order. Throws InvalidArgument (bad device, zero bytes), NotSupported
+  // (kind not served by the device), OutOfMemory (more than the device's largest single allocation, or the
+  // device is full), BackendError (the native API failed otherwise).
   [[nodiscard]] Segment allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream = nullptr);
 
   // Frees a segment this backend allocated. Throws InvalidArgument for a segment that is empty, foreign, or
@@ -111,10 +111,10 @@ class Backend {
   bool check_copy_operand(const Segment& segment, std::string_view role) const;
 
   struct LiveRecord {
-    void* native;
-    std::size_t size;
+    void* native = nullptr;
+    std::size_t size = 0;
     DeviceId device;
-    MemoryKind kind;
+    MemoryKind kind = MemoryKind::Host;
   };
 
   BackendKind kind_;

@@ -1,6 +1,7 @@
 #pragma once
-// BackendRegistry: every backend compiled into this build, constructed once. Backends that are compiled in but
-// find no driver or device are present with zero devices; those not compiled in are listed with that reason.
+// BackendRegistry: every backend compiled into this build, constructed once. Backends that are compiled in
+// but find no driver or device are present with zero devices; those not compiled in are listed with that
+// reason.
 
 #include <memory>
 #include <vector>
@@ -17,12 +18,12 @@ struct BackendRegistryOptions {
 class BackendRegistry {
  public:
   struct Entry {
-    BackendKind kind;
+    BackendKind kind = BackendKind::Host;
     BackendStatus status;
-    Backend* backend;  // nullptr when not compiled in
+    Backend* backend = nullptr;  // nullptr when not compiled in
   };
 
-  explicit BackendRegistry(BackendRegistryOptions options = {});
+  explicit BackendRegistry(const BackendRegistryOptions& options = {});
   ~BackendRegistry();
   BackendRegistry(const BackendRegistry&) = delete;
   BackendRegistry& operator=(const BackendRegistry&) = delete;

@@ -8,8 +8,8 @@
 
 namespace unimem {
 
-// Which kinds of memory a device serves. `host_visible_device` means the host can dereference the device's own
-// memory (the host backend, a backed simulated device); it is false for discrete GPUs.
+// Which kinds of memory a device serves. `host_visible_device` means the host can dereference the device's
+// own memory (the host backend, a backed simulated device); it is false for discrete GPUs.
 struct Capabilities {
   bool device_memory = false;
   bool pinned_host = false;
@@ -19,8 +19,8 @@ struct Capabilities {
   [[nodiscard]] bool supports(MemoryKind kind) const noexcept;
 };
 
-// Free and total bytes now. `estimated` is true where the native API has no free-memory query (OpenCL): free is
-// then the total minus what unimem itself has allocated on the device.
+// Free and total bytes now. `estimated` is true where the native API has no free-memory query (OpenCL): free
+// is then the total minus what unimem itself has allocated on the device.
 struct MemoryInfo {
   std::size_t free_bytes = 0;
   std::size_t total_bytes = 0;

@@ -1,9 +1,10 @@
 #pragma once
-// OpenCL through the ICD loader: every device of every platform, one context and one default in-order queue per
-// device. Device memory is a cl_mem (pools sub-range it); pinned host memory is a CL_MEM_ALLOC_HOST_PTR buffer
-// kept mapped; unified memory is fine-grained SVM where the device reports it. OpenCL cannot say how much
-// memory is free, so free = global memory size minus what unimem itself has allocated (MemoryInfo::estimated).
-// Devices sit in separate contexts: copies between two devices are staged through the host.
+// OpenCL through the ICD loader: every device of every platform, one context and one default in-order queue
+// per device. Device memory is a cl_mem (pools sub-range it); pinned host memory is a CL_MEM_ALLOC_HOST_PTR
+// buffer kept mapped; unified memory is fine-grained SVM where the device reports it. OpenCL cannot say how
+// much memory is free, so free = global memory size minus what unimem itself has allocated
+// (MemoryInfo::estimated). Devices sit in separate contexts: copies between two devices are staged through
+// the host.
 
 #include <memory>
 

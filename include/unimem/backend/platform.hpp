@@ -8,7 +8,7 @@
 namespace unimem {
 
 enum class MemoryVisibility {
-  SystemScope,      // native Linux: pinned and device mappings are visible system-wide (IPC, host registration)
+  SystemScope,  // native Linux: pinned and device mappings are visible system-wide (IPC, host registration)
   DeviceScopeOnly,  // WSL2: mappings are private to the device context; no IPC, limited host registration
   ExplicitDma,      // anything else: assume only explicit copies move data
 };
@@ -16,7 +16,7 @@ enum class MemoryVisibility {
 [[nodiscard]] std::string_view to_string(MemoryVisibility visibility) noexcept;
 
 struct PlatformInfo {
-  std::string name;  // "native Linux", "WSL2", "other"
+  std::string name;    // "native Linux", "WSL2", "other"
   std::string kernel;  // the first line of /proc/version, when there is one
   MemoryVisibility visibility = MemoryVisibility::ExplicitDma;
 };

@@ -17,9 +17,9 @@ enum class MemoryKind : std::uint8_t {
 };
 
 inline constexpr BackendKind kAllBackendKinds[] = {BackendKind::Host, BackendKind::OpenCL, BackendKind::Cuda,
-                                                    BackendKind::Simulated};
-inline constexpr MemoryKind kAllMemoryKinds[] = {MemoryKind::Device, MemoryKind::PinnedHost, MemoryKind::Unified,
-                                                  MemoryKind::Host};
+                                                   BackendKind::Simulated};
+inline constexpr MemoryKind kAllMemoryKinds[] = {MemoryKind::Device, MemoryKind::PinnedHost,
+                                                 MemoryKind::Unified, MemoryKind::Host};
 
 [[nodiscard]] std::string_view to_string(BackendKind kind) noexcept;
 [[nodiscard]] std::string_view to_string(MemoryKind kind) noexcept;

@@ -1,6 +1,6 @@
 #pragma once
-// AlignedBuffer: host memory aligned to a cache line that can grow, keeping its contents. Used for staging and
-// scratch space where std::vector's alignment (alignof(T)) is not enough for vector loads or DMA.
+// AlignedBuffer: host memory aligned to a cache line that can grow, keeping its contents. Used for staging
+// and scratch space where std::vector's alignment (alignof(T)) is not enough for vector loads or DMA.
 
 #include <cstddef>
 #include <span>

@@ -1,5 +1,6 @@
 #pragma once
-// Alignment helpers. Alignments are powers of two; align_up is checked (a request near SIZE_MAX fails loudly).
+// Alignment helpers. Alignments are powers of two; align_up is checked (a request near SIZE_MAX fails
+// loudly).
 
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +13,9 @@ inline constexpr std::size_t kCacheLine = 64;
 // Every allocation unimem hands out is at least this aligned (CUDA's cudaMalloc guarantees 256).
 inline constexpr std::size_t kDefaultAlignment = 256;
 
-[[nodiscard]] constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
+[[nodiscard]] constexpr bool is_power_of_two(std::size_t x) noexcept {
+  return x != 0 && (x & (x - 1)) == 0;
+}
 
 // Throws InvalidArgument unless `alignment` is a power of two.
 void check_alignment(std::size_t alignment);

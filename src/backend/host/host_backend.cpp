@@ -1,11 +1,12 @@
 #include "unimem/backend/host_backend.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <new>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "backend/host/synchronous_stream.hpp"
 #include "unimem/core/alignment.hpp"
@@ -50,7 +51,9 @@ MemoryInfo host_memory_info() {
 
 HostBackend::HostBackend() : Backend(BackendKind::Host), cpu_name_(read_cpu_name()) {}
 
-BackendStatus HostBackend::status() const { return {true, true, "host memory through the C++ allocator"}; }
+BackendStatus HostBackend::status() const {
+  return {true, true, "host memory through the C++ allocator"};
+}
 
 DeviceInfo HostBackend::do_device_info(int device) const {
   DeviceInfo info;
@@ -60,16 +63,18 @@ DeviceInfo HostBackend::do_device_info(int device) const {
   info.driver = "libstdc++ aligned operator new";
   info.memory = host_memory_info();
   info.max_allocation_bytes = info.memory.total_bytes;
-  info.capabilities = Capabilities{.device_memory = true, .pinned_host = false, .unified = false,
-                                   .host_visible_device = true};
+  info.capabilities = Capabilities{
+      .device_memory = true, .pinned_host = false, .unified = false, .host_visible_device = true};
   return info;
 }
 
-MemoryInfo HostBackend::do_memory_info(int /*device*/) const { return host_memory_info(); }
+MemoryInfo HostBackend::do_memory_info(int /*device*/) const {
+  return host_memory_info();
+}
 
 Backend::NativeAllocation HostBackend::do_allocate(int device, MemoryKind /*kind*/, std::size_t bytes,
-                                                    Stream* /*stream*/) {
-  void* p = ::operator new(bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
+                                                   Stream* /*stream*/) {
+  void* p = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
   if (p == nullptr) {
     const MemoryInfo mem = host_memory_info();
     throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Host, device}), mem.free_bytes, mem.total_bytes);
@@ -78,7 +83,7 @@ Backend::NativeAllocation HostBackend::do_allocate(int device, MemoryKind /*kind
 }
 
 void HostBackend::do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept {
-  ::operator delete(segment.native, std::align_val_t{kDefaultAlignment});
+  ::operator delete (segment.native, std::align_val_t{kDefaultAlignment});
 }
 
 void HostBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
@@ -86,8 +91,8 @@ void HostBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t
   std::memset(dst.host_ptr + offset, value, bytes);
 }
 
-void HostBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
-                          std::size_t bytes, Stream* /*stream*/) {
+void HostBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src,
+                          std::size_t src_offset, std::size_t bytes, Stream* /*stream*/) {
   // memmove: source and destination may be ranges of the same segment.
   std::memmove(dst.host_ptr + dst_offset, src.host_ptr + src_offset, bytes);
 }

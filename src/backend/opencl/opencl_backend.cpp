@@ -289,7 +289,7 @@ class OpenCLEvent final : public Event {
     auto callback_stamp = std::make_unique<std::shared_ptr<CompletionStamp>>(stamp);
     check(clSetEventCallback(marker.get(), CL_COMPLETE, &stamp_completion, callback_stamp.get()),
           "clSetEventCallback");
-    callback_stamp.release();  // the callback frees it
+    (void)callback_stamp.release();  // the callback frees it
     marker_ = std::move(marker);
     stamp_ = std::move(stamp);
     check(clFlush(queue), "clFlush");
@@ -413,7 +413,10 @@ struct OpenCLBackend::Impl {
       const std::string version = info_string(clGetPlatformInfo, platform, CL_PLATFORM_VERSION);
       const std::size_t before = devices.size();
       add_platform(platform, name, version, problems);
-      if (devices.size() > before) found += (found.empty() ? "" : ", ") + name + " (" + version + ")";
+      if (devices.size() > before) {
+        found += found.empty() ? "" : ", ";
+        found.append(name).append(" (").append(version).append(")");
+      }
     }
     const std::size_t n = devices.size();
     detail = n == 0 ? "no usable OpenCL device on " + std::to_string(platforms.size()) + " platform(s)"
@@ -567,7 +570,7 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
            "clEnqueueUnmapMemObject");
     allocation_failed(err, "clCreateSubBuffer", bytes, d.info.id, do_memory_info(device));
   }
-  parent.release();  // do_deallocate finds it again through the sub-buffer
+  (void)parent.release();  // do_deallocate finds it again through the sub-buffer
   return {sub, static_cast<std::byte*>(mapped) + region.origin};
 }
 
@@ -587,7 +590,7 @@ void OpenCLBackend::do_deallocate(const Segment& segment, Stream* stream) noexce
       const auto sub = static_cast<cl_mem>(segment.native);
       cl_mem parent = nullptr;
       std::size_t origin = 0;
-      report(clGetMemObjectInfo(sub, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, nullptr),
+      report(clGetMemObjectInfo(sub, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof(cl_mem), &parent, nullptr),
              "clGetMemObjectInfo");
       report(clGetMemObjectInfo(sub, CL_MEM_OFFSET, sizeof origin, &origin, nullptr), "clGetMemObjectInfo");
       report(clEnqueueUnmapMemObject(d.queue, parent, segment.host_ptr - origin, 0, nullptr, nullptr),

@@ -28,8 +28,8 @@ SimulatedDeviceSpec SimulatedDeviceSpec::parse(std::string_view text) {
     if (option == "backed") {
       spec.backed = true;
     } else if (option != "unbacked") {
-      throw InvalidArgument("simulated device '" + std::string(text) + "': unknown option '" + std::string(option) +
-                            "' (expected 'backed' or 'unbacked')");
+      throw InvalidArgument("simulated device '" + std::string(text) + "': unknown option '" +
+                            std::string(option) + "' (expected 'backed' or 'unbacked')");
     }
   }
   try {
@@ -74,8 +74,8 @@ DeviceInfo SimulatedBackend::do_device_info(int device) const {
   info.driver = spec.backed ? "host memory behind each range" : "address ranges only";
   info.memory = do_memory_info(device);
   info.max_allocation_bytes = spec.capacity_bytes;
-  info.capabilities = Capabilities{.device_memory = true, .pinned_host = false, .unified = false,
-                                   .host_visible_device = false};
+  info.capabilities = Capabilities{
+      .device_memory = true, .pinned_host = false, .unified = false, .host_visible_device = false};
   return info;
 }
 
@@ -86,18 +86,19 @@ MemoryInfo SimulatedBackend::do_memory_info(int device) const {
 }
 
 Backend::NativeAllocation SimulatedBackend::do_allocate(int device, MemoryKind /*kind*/, std::size_t bytes,
-                                                         Stream* /*stream*/) {
+                                                        Stream* /*stream*/) {
   const auto index = static_cast<std::size_t>(device);
   const SimulatedDeviceSpec& spec = specs_[index];
   const std::size_t footprint = align_up(bytes, kDefaultAlignment);
   const std::lock_guard lock(mutex_);
   const std::size_t free_bytes = spec.capacity_bytes - used_[index];
   if (bytes > free_bytes) {
-    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes, spec.capacity_bytes);
+    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes,
+                      spec.capacity_bytes);
   }
   void* native = nullptr;
   if (spec.backed) {
-    native = ::operator new(bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
+    native = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
     if (native == nullptr) {
       throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes,
                         spec.capacity_bytes, "the host memory backing this simulated device ran out");
@@ -116,7 +117,7 @@ Backend::NativeAllocation SimulatedBackend::do_allocate(int device, MemoryKind /
 
 void SimulatedBackend::do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept {
   const auto index = static_cast<std::size_t>(segment.device.index);
-  if (specs_[index].backed) ::operator delete(segment.native, std::align_val_t{kDefaultAlignment});
+  if (specs_[index].backed) ::operator delete (segment.native, std::align_val_t{kDefaultAlignment});
   const std::lock_guard lock(mutex_);
   used_[index] -= segment.size;
 }
@@ -131,8 +132,8 @@ std::byte* SimulatedBackend::backing(const Segment& segment, std::string_view op
   return static_cast<std::byte*>(segment.native);
 }
 
-void SimulatedBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
-                                 Stream* /*stream*/) {
+void SimulatedBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value,
+                                 std::size_t bytes, Stream* /*stream*/) {
   std::memset(backing(dst, "memset") + offset, value, bytes);
 }
 
