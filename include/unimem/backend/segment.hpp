@@ -19,7 +19,7 @@ struct Segment {
   void* native = nullptr;
   // Where the host can read and write the segment directly; nullptr when it is not host-visible.
   std::byte* host_ptr = nullptr;
-  const Backend* owner = nullptr;  // nullptr for a host view
+  Backend* owner = nullptr;  // the backend that allocated it (copies go through it); nullptr for a host view
 
   [[nodiscard]] bool host_visible() const noexcept { return host_ptr != nullptr; }
   [[nodiscard]] bool is_host_view() const noexcept { return owner == nullptr; }

@@ -1,0 +1,92 @@
+#include "unimem/resource/backend_resource.hpp"
+
+#include <string>
+
+#include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
+#include "unimem/core/size.hpp"
+
+namespace unimem {
+
+BackendResource::BackendResource(Backend& backend, int device, MemoryKind kind)
+    : MemoryResource(backend, DeviceId{backend.kind(), device}, kind), device_index_(device) {
+  const DeviceInfo info = backend.device_info(device);
+  if (!info.capabilities.supports(kind)) {
+    throw NotSupported("BackendResource: " + to_string(info.id) + " (" + info.name + ") does not serve " +
+                       std::string(to_string(kind)) + " memory");
+  }
+}
+
+BackendResource::~BackendResource() {
+  const std::lock_guard lock(mutex_);
+  if (!live_.empty()) {
+    std::size_t bytes = 0;
+    for (const auto& [id, segment] : live_) bytes += segment.size;
+    report_misuse("BackendResource on " + to_string(device()) + " destroyed with " + std::to_string(live_.size()) +
+                  " live allocation(s) of " + std::to_string(bytes) + " bytes; returning them to the backend");
+    for (const auto& [id, segment] : live_) {
+      try {
+        backend().deallocate(segment);
+      } catch (const Error& e) {
+        report_misuse(e.what());
+      }
+    }
+  }
+}
+
+std::size_t BackendResource::live_allocations() const {
+  const std::lock_guard lock(mutex_);
+  return live_.size();
+}
+
+Allocation BackendResource::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
+  // Segments start kDefaultAlignment-aligned; a stricter alignment needs room to move the start forward.
+  const std::size_t padding = alignment > kDefaultAlignment ? alignment - kDefaultAlignment : 0;
+  const Segment segment = backend().allocate(device_index_, kind(), checked_add(bytes, padding), stream);
+  std::size_t offset = 0;
+  if (padding != 0) {
+    const auto start = reinterpret_cast<std::uintptr_t>(segment.host_ptr != nullptr ? segment.host_ptr
+                                                                                     : segment.native);
+    offset = align_up(start, alignment) - start;
+  }
+  const std::lock_guard lock(mutex_);
+  const auto [it, inserted] = live_.emplace(segment.id, segment);
+  usage_.reserved_bytes += segment.size;
+  usage_.in_use_bytes += segment.size;
+  ++usage_.upstream_allocations;
+  ++usage_.cache_misses;
+  return Allocation{&it->second, offset, bytes, segment.id};
+}
+
+void BackendResource::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  Segment segment;
+  {
+    const std::lock_guard lock(mutex_);
+    const auto it = live_.find(allocation.cookie);
+    if (it == live_.end() || &it->second != allocation.segment) {
+      report_misuse("BackendResource::deallocate on " + to_string(device()) + ": allocation of " +
+                    std::to_string(allocation.size) + " bytes (segment #" + std::to_string(allocation.cookie) +
+                    ") is not live here: already freed, or allocated by another resource");
+      return;
+    }
+    segment = it->second;
+    live_.erase(it);
+    usage_.reserved_bytes -= segment.size;
+    usage_.in_use_bytes -= segment.size;
+    ++usage_.upstream_deallocations;
+  }
+  try {
+    backend().deallocate(segment, stream);
+  } catch (const Error& e) {
+    report_misuse(e.what());
+  }
+}
+
+ResourceUsage BackendResource::do_usage() const {
+  const std::lock_guard lock(mutex_);
+  ResourceUsage usage = usage_;
+  usage.largest_free_range = 0;  // nothing is cached: every request goes to the backend
+  return usage;
+}
+
+}  // namespace unimem

@@ -1,0 +1,24 @@
+#include "unimem/resource/memory_resource.hpp"
+
+#include <string>
+
+#include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
+
+namespace unimem {
+
+void MemoryResource::throw_bad_request(std::size_t bytes, std::size_t alignment) {
+  if (bytes == 0) throw InvalidArgument("allocate: zero bytes requested");
+  throw InvalidArgument("allocate: alignment " + std::to_string(alignment) +
+                        " is not a power of two no larger than " + std::to_string(kMaxAlignment));
+}
+
+void MemoryResource::deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (!allocation) [[unlikely]] {
+    report_misuse("deallocate: empty allocation on " + to_string(device_));
+    return;
+  }
+  do_deallocate(allocation, stream);
+}
+
+}  // namespace unimem
