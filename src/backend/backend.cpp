@@ -1,6 +1,8 @@
 #include "unimem/backend/backend.hpp"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "unimem/core/error.hpp"
 #include "unimem/core/size.hpp"
@@ -11,6 +13,16 @@ namespace {
 std::string describe(const Segment& s) {
   return "segment #" + std::to_string(s.id) + " (" + std::string(to_string(s.kind)) + ", " +
          std::to_string(s.size) + " bytes, " + to_string(s.device) + ")";
+}
+
+// Range checks run on every copy and memset: compare first, build the message only when the range is bad.
+void check_segment_range(const Backend& backend, std::string_view what, const Segment& s, std::size_t offset,
+                         std::size_t bytes) {
+  std::size_t end = 0;
+  if (!__builtin_add_overflow(offset, bytes, &end) && end <= s.size) [[likely]] {
+    return;
+  }
+  check_range(std::string(backend.name()) + "::" + std::string(what) + " " + describe(s), offset, bytes, s.size);
 }
 }  // namespace
 
@@ -44,6 +56,20 @@ bool Backend::supports(int device, MemoryKind kind) const {
   return device_info(device).capabilities.supports(kind);
 }
 
+Backend::AllocationLimits Backend::allocation_limits(int device) {
+  {
+    const std::lock_guard lock(registry_mutex_);
+    if (limits_.size() > static_cast<std::size_t>(device) && limits_[static_cast<std::size_t>(device)].known) {
+      return limits_[static_cast<std::size_t>(device)];
+    }
+  }
+  const DeviceInfo info = do_device_info(device);  // outside the lock: it may be a slow native query
+  const std::lock_guard lock(registry_mutex_);
+  if (limits_.size() <= static_cast<std::size_t>(device)) limits_.resize(static_cast<std::size_t>(device) + 1);
+  limits_[static_cast<std::size_t>(device)] = AllocationLimits{true, info.capabilities, info.max_allocation_bytes};
+  return limits_[static_cast<std::size_t>(device)];
+}
+
 Segment Backend::allocate(int device, MemoryKind kind, std::size_t bytes, Stream* stream) {
   check_device(device, "allocate");
   check_stream(stream, "allocate");
@@ -55,15 +81,17 @@ Segment Backend::allocate(int device, MemoryKind kind, std::size_t bytes, Stream
     throw InvalidArgument(std::string(name()) + "::allocate: zero bytes requested on " +
                           to_string(DeviceId{kind_, device}));
   }
-  const DeviceInfo info = do_device_info(device);
-  if (!info.capabilities.supports(kind)) {
+  const AllocationLimits limits = allocation_limits(device);
+  if (!limits.capabilities.supports(kind)) {
+    const DeviceInfo info = do_device_info(device);
     throw NotSupported(std::string(name()) + "::allocate: " + to_string(info.id) + " (" + info.name +
                        ") does not serve " + std::string(to_string(kind)) + " memory");
   }
-  if (bytes > info.max_allocation_bytes) {
-    throw OutOfMemory(bytes, to_string(info.id), info.memory.free_bytes, info.memory.total_bytes,
+  if (bytes > limits.max_allocation_bytes) {
+    const MemoryInfo memory = do_memory_info(device);
+    throw OutOfMemory(bytes, to_string(DeviceId{kind_, device}), memory.free_bytes, memory.total_bytes,
                       "larger than the device's largest single allocation of " +
-                          std::to_string(info.max_allocation_bytes) + " bytes");
+                          std::to_string(limits.max_allocation_bytes) + " bytes");
   }
   const NativeAllocation native = do_allocate(device, kind, bytes, stream);
   Segment s;
@@ -132,7 +160,7 @@ void Backend::memset(const Segment& dst, std::size_t offset, std::uint8_t value,
                      Stream* stream) {
   check_stream(stream, "memset");
   check_copy_operand(dst, "memset destination");
-  check_range(std::string(name()) + "::memset on " + describe(dst), offset, bytes, dst.size);
+  check_segment_range(*this, "memset on", dst, offset, bytes);
   if (bytes == 0) return;
   do_memset(dst, offset, value, bytes, stream);
 }
@@ -142,8 +170,8 @@ void Backend::copy(const Segment& dst, std::size_t dst_offset, const Segment& sr
   check_stream(stream, "copy");
   const bool own_dst = check_copy_operand(dst, "copy destination");
   const bool own_src = check_copy_operand(src, "copy source");
-  check_range(std::string(name()) + "::copy destination " + describe(dst), dst_offset, bytes, dst.size);
-  check_range(std::string(name()) + "::copy source " + describe(src), src_offset, bytes, src.size);
+  check_segment_range(*this, "copy destination", dst, dst_offset, bytes);
+  check_segment_range(*this, "copy source", src, src_offset, bytes);
   if (stream != nullptr) {
     const bool on_involved_device = (own_dst && dst.device == stream->device()) ||
                                     (own_src && src.device == stream->device()) || (!own_dst && !own_src);
@@ -156,6 +184,22 @@ void Backend::copy(const Segment& dst, std::size_t dst_offset, const Segment& sr
   do_copy(dst, dst_offset, src, src_offset, bytes, stream);
 }
 
+void Backend::prefetch(const Segment& segment, std::size_t offset, std::size_t bytes, PrefetchTarget target,
+                       Stream* stream) {
+  check_stream(stream, "prefetch");
+  if (!owns(segment)) {
+    throw InvalidArgument(std::string(name()) + "::prefetch: " + describe(segment) +
+                          " is not a live segment of this backend");
+  }
+  check_segment_range(*this, "prefetch on", segment, offset, bytes);
+  if (stream != nullptr && stream->device() != segment.device) {
+    throw InvalidArgument(std::string(name()) + "::prefetch: stream of " + to_string(stream->device()) +
+                          " cannot order a prefetch of memory on " + to_string(segment.device));
+  }
+  if (bytes == 0) return;
+  do_prefetch(segment, offset, bytes, target, stream);
+}
+
 std::unique_ptr<Stream> Backend::create_stream(int device) {
   check_device(device, "create_stream");
   return do_create_stream(device);
@@ -164,6 +208,57 @@ std::unique_ptr<Stream> Backend::create_stream(int device) {
 std::unique_ptr<Event> Backend::create_event(int device) {
   check_device(device, "create_event");
   return do_create_event(device);
+}
+
+void Backend::check_peer_pair(int device, int peer, std::string_view operation, bool must_be_peers) const {
+  check_device(device, operation);
+  check_device(peer, operation);
+  if (device == peer) {
+    throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": device " +
+                          std::to_string(device) + " cannot be its own peer");
+  }
+  if (!must_be_peers) return;
+  const std::vector<int> peers = do_device_info(device).peers;
+  if (std::find(peers.begin(), peers.end(), peer) == peers.end()) {
+    throw NotSupported(std::string(name()) + "::" + std::string(operation) + ": " +
+                       to_string(DeviceId{kind_, device}) + " has no peer access to " +
+                       to_string(DeviceId{kind_, peer}) + " (not among its peers)");
+  }
+}
+
+void Backend::do_enable_peer_access(int device, int peer) {
+  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) + " to " +
+                     to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
+}
+
+void Backend::do_disable_peer_access(int device, int peer) {
+  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) + " to " +
+                     to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
+}
+
+void Backend::enable_peer_access(int device, int peer) {
+  check_peer_pair(device, peer, "enable_peer_access", true);
+  const std::lock_guard lock(peer_mutex_);
+  const std::pair pair{device, peer};
+  if (std::find(enabled_peers_.begin(), enabled_peers_.end(), pair) != enabled_peers_.end()) return;
+  enabled_peers_.reserve(enabled_peers_.size() + 1);  // so that the push below cannot fail after the driver call
+  do_enable_peer_access(device, peer);
+  enabled_peers_.push_back(pair);
+}
+
+void Backend::disable_peer_access(int device, int peer) {
+  check_peer_pair(device, peer, "disable_peer_access", true);
+  const std::lock_guard lock(peer_mutex_);
+  const auto it = std::find(enabled_peers_.begin(), enabled_peers_.end(), std::pair{device, peer});
+  if (it == enabled_peers_.end()) return;
+  do_disable_peer_access(device, peer);
+  enabled_peers_.erase(it);
+}
+
+bool Backend::peer_access_enabled(int device, int peer) const {
+  check_peer_pair(device, peer, "peer_access_enabled", false);
+  const std::lock_guard lock(peer_mutex_);
+  return std::find(enabled_peers_.begin(), enabled_peers_.end(), std::pair{device, peer}) != enabled_peers_.end();
 }
 
 std::size_t Backend::live_segment_count() const {

@@ -1,5 +1,7 @@
 #include "unimem/resource/backend_resource.hpp"
 
+#include "resource/pool_support.hpp"
+
 #include <string>
 
 #include "unimem/core/error.hpp"
@@ -41,14 +43,9 @@ std::size_t BackendResource::live_allocations() const {
 
 Allocation BackendResource::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
   // Segments start kDefaultAlignment-aligned; a stricter alignment needs room to move the start forward.
-  const std::size_t padding = alignment > kDefaultAlignment ? alignment - kDefaultAlignment : 0;
+  const std::size_t padding = detail::alignment_slack(alignment);
   const Segment segment = backend().allocate(device_index_, kind(), checked_add(bytes, padding), stream);
-  std::size_t offset = 0;
-  if (padding != 0) {
-    const auto start = reinterpret_cast<std::uintptr_t>(segment.host_ptr != nullptr ? segment.host_ptr
-                                                                                     : segment.native);
-    offset = align_up(start, alignment) - start;
-  }
+  const std::size_t offset = detail::alignment_padding(segment, 0, alignment);
   const std::lock_guard lock(mutex_);
   const auto [it, inserted] = live_.emplace(segment.id, segment);
   usage_.reserved_bytes += segment.size;

@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "unimem/backend/device_info.hpp"
 #include "unimem/backend/segment.hpp"
@@ -22,6 +24,9 @@
 #include "unimem/backend/types.hpp"
 
 namespace unimem {
+
+// Where prefetch() moves unified memory: to the segment's device, or to the host.
+enum class PrefetchTarget : std::uint8_t { Device, Host };
 
 // Whether a backend can be used, and why not. A backend that is compiled in but finds no driver or no device
 // is present with zero devices and a reason.
@@ -70,8 +75,23 @@ class Backend {
   void copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
             std::size_t bytes, Stream* stream = nullptr);
 
+  // Migrates `bytes` at `offset` of one of this backend's live segments towards its device or the host ahead
+  // of use. Only unified memory moves (cudaMemPrefetchAsync, clEnqueueSVMMigrateMem); for other memory, and
+  // on backends without migration, it is a validated no-op. Synchronous without a stream; ordered on the
+  // stream (of the segment's device) otherwise.
+  void prefetch(const Segment& segment, std::size_t offset, std::size_t bytes, PrefetchTarget target,
+                Stream* stream = nullptr);
+
   [[nodiscard]] std::unique_ptr<Stream> create_stream(int device);
   [[nodiscard]] std::unique_ptr<Event> create_event(int device);
+
+  // Peer access: `device` reaches the memory of `peer` (another device of this backend) directly, so copies
+  // between them need no staging. Only pairs in device_info(device).peers have it: NotSupported naming both
+  // devices otherwise; InvalidArgument for bad indices or a device paired with itself. Enabling an enabled
+  // pair, or disabling a disabled one, does nothing.
+  void enable_peer_access(int device, int peer);
+  void disable_peer_access(int device, int peer);
+  [[nodiscard]] bool peer_access_enabled(int device, int peer) const;
 
   // Segments allocated and not yet freed, and their bytes.
   [[nodiscard]] std::size_t live_segment_count() const;
@@ -101,10 +121,17 @@ class Backend {
                          Stream* stream) = 0;
   virtual void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
                        std::size_t bytes, Stream* stream) = 0;
+  virtual void do_prefetch(const Segment& /*segment*/, std::size_t /*offset*/, std::size_t /*bytes*/,
+                           PrefetchTarget /*target*/, Stream* /*stream*/) {}
   virtual std::unique_ptr<Stream> do_create_stream(int device) = 0;
   virtual std::unique_ptr<Event> do_create_event(int device) = 0;
+  // Called for pairs listed in peers, when their state changes. The defaults throw NotSupported naming both.
+  virtual void do_enable_peer_access(int device, int peer);
+  virtual void do_disable_peer_access(int device, int peer);
 
   void check_device(int device, std::string_view operation) const;
+  // Valid indices of two different devices, and `peer` among `device`'s peers (NotSupported otherwise).
+  void check_peer_pair(int device, int peer, std::string_view operation, bool must_be_peers) const;
   void check_stream(const Stream* stream, std::string_view operation) const;
   // Returns true when the segment is this backend's own (live) segment, false when it is host memory to be
   // treated as pageable; throws InvalidArgument for anything else.
@@ -117,10 +144,22 @@ class Backend {
     MemoryKind kind = MemoryKind::Host;
   };
 
+  // What allocate() checks on every call and never changes: read from do_device_info() once per device, so
+  // that the check costs no native query (the host backend would otherwise read /proc/meminfo each time).
+  struct AllocationLimits {
+    bool known = false;
+    Capabilities capabilities;
+    std::size_t max_allocation_bytes = 0;
+  };
+  AllocationLimits allocation_limits(int device);
+
   BackendKind kind_;
+  std::vector<AllocationLimits> limits_;  // guarded by registry_mutex_
   mutable std::mutex registry_mutex_;
   std::unordered_map<std::uint64_t, LiveRecord> live_;
   std::uint64_t next_id_ = 1;
+  mutable std::mutex peer_mutex_;
+  std::vector<std::pair<int, int>> enabled_peers_;  // (device, peer)
 };
 
 }  // namespace unimem

@@ -35,6 +35,8 @@ class OpenCLBackend final : public Backend {
                  Stream* stream) override;
   void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
                std::size_t bytes, Stream* stream) override;
+  void do_prefetch(const Segment& segment, std::size_t offset, std::size_t bytes, PrefetchTarget target,
+                   Stream* stream) override;
   std::unique_ptr<Stream> do_create_stream(int device) override;
   std::unique_ptr<Event> do_create_event(int device) override;
 

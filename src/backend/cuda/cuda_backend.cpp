@@ -394,6 +394,50 @@ void CudaBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Segm
   });
 }
 
+void CudaBackend::do_prefetch(const Segment& segment, std::size_t offset, std::size_t bytes,
+                              PrefetchTarget target, Stream* stream) {
+  if (segment.kind != MemoryKind::Unified) return;  // only managed memory migrates
+  const int device = segment.device.index;
+  // Without concurrent managed access (Windows, WSL2, older GPUs) the runtime rejects prefetches: the hint
+  // then does not apply.
+  int concurrent = 0;
+  check(cudaDeviceGetAttribute(&concurrent, cudaDevAttrConcurrentManagedAccess, device),
+        "cudaDeviceGetAttribute");
+  if (concurrent == 0) return;
+  const std::byte* start = static_cast<const std::byte*>(segment.native) + offset;
+  run_ordered(stream, device, [&](cudaStream_t queue) {
+#if CUDART_VERSION >= 13000
+    cudaMemLocation location{};
+    location.type = target == PrefetchTarget::Device ? cudaMemLocationTypeDevice : cudaMemLocationTypeHost;
+    location.id = target == PrefetchTarget::Device ? device : 0;
+    check(cudaMemPrefetchAsync(start, bytes, location, 0, queue), "cudaMemPrefetchAsync");
+#else
+    const int destination = target == PrefetchTarget::Device ? device : cudaCpuDeviceId;
+    check(cudaMemPrefetchAsync(start, bytes, destination, queue), "cudaMemPrefetchAsync");
+#endif
+  });
+}
+
+void CudaBackend::do_enable_peer_access(int device, int peer) {
+  const DeviceGuard guard(device);
+  const cudaError_t status = cudaDeviceEnablePeerAccess(peer, 0);
+  if (status == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();  // enabled outside unimem: the state wanted all the same
+    return;
+  }
+  check(status, "cudaDeviceEnablePeerAccess");
+}
+
+void CudaBackend::do_disable_peer_access(int device, int peer) {
+  const DeviceGuard guard(device);
+  const cudaError_t status = cudaDeviceDisablePeerAccess(peer);
+  if (status == cudaErrorPeerAccessNotEnabled) {
+    (void)cudaGetLastError();  // disabled outside unimem
+    return;
+  }
+  check(status, "cudaDeviceDisablePeerAccess");
+}
+
 std::unique_ptr<Stream> CudaBackend::do_create_stream(int device) {
   return std::make_unique<CudaStream>(*this, device);
 }

@@ -374,6 +374,7 @@ struct OpenCLBackend::Impl {
     cl_context context = nullptr;
     cl_command_queue queue = nullptr;  // the default queue: work without a stream
     bool opencl2 = false;              // the platform has clCreateCommandQueueWithProperties
+    bool svm_migration = false;        // the platform has clEnqueueSVMMigrateMem (OpenCL 2.1)
     DeviceInfo info;                   // all but the free memory, which changes
   };
 
@@ -441,13 +442,14 @@ struct OpenCLBackend::Impl {
       problems += "; " + name + ": " + describe_error("clGetDeviceIDs", err);
       return;
     }
-    for (cl_device_id id : ids) add_device(id, level >= 200, problems);
+    for (cl_device_id id : ids) add_device(id, level, problems);
   }
 
-  void add_device(cl_device_id id, bool opencl2, std::string& problems) {
+  void add_device(cl_device_id id, int level, std::string& problems) {
     Device d;
     d.id = id;
-    d.opencl2 = opencl2;
+    d.opencl2 = level >= 200;
+    d.svm_migration = level >= 210;
     d.info.name = info_string(clGetDeviceInfo, id, CL_DEVICE_NAME);
     cl_int err = CL_SUCCESS;
     d.context = clCreateContext(nullptr, 1, &id, nullptr, nullptr, &err);
@@ -455,7 +457,7 @@ struct OpenCLBackend::Impl {
       problems += "; device " + d.info.name + " skipped: " + describe_error("clCreateContext", err);
       return;
     }
-    d.queue = create_queue(d.context, id, opencl2, &err);
+    d.queue = create_queue(d.context, id, d.opencl2, &err);
     if (err != CL_SUCCESS) {
       report(clReleaseContext(d.context), "clReleaseContext");
       problems += "; device " + d.info.name + " skipped: " + describe_error("clCreateCommandQueue", err);
@@ -470,8 +472,8 @@ struct OpenCLBackend::Impl {
     d.info.max_allocation_bytes = device_value<cl_ulong>(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
     // Unified memory is fine-grained SVM: the host may touch it while the device uses it, without map calls.
     const bool fine_grain_svm =
-        opencl2 && (device_value<cl_device_svm_capabilities>(id, CL_DEVICE_SVM_CAPABILITIES) &
-                    CL_DEVICE_SVM_FINE_GRAIN_BUFFER) != 0;
+        d.opencl2 && (device_value<cl_device_svm_capabilities>(id, CL_DEVICE_SVM_CAPABILITIES) &
+                      CL_DEVICE_SVM_FINE_GRAIN_BUFFER) != 0;
     d.info.capabilities = Capabilities{
         .device_memory = true, .pinned_host = true, .unified = fine_grain_svm, .host_visible_device = false};
     devices.push_back(std::move(d));
@@ -706,6 +708,19 @@ void OpenCLBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Se
   run(target, "clEnqueueCopyBuffer", [&](cl_command_queue q, cl_event* done) {
     return clEnqueueCopyBuffer(q, scratch.get(), dst_mem, 0, dst_offset, bytes, 0, nullptr, done);
   });
+}
+
+void OpenCLBackend::do_prefetch(const Segment& segment, std::size_t offset, std::size_t bytes,
+                                PrefetchTarget target, Stream* stream) {
+  const Impl::Device& d = impl_->devices[static_cast<std::size_t>(segment.device.index)];
+  // Only SVM migrates; cl_mem buffers move when a command uses them, and pinned memory stays on the host.
+  if (segment.kind != MemoryKind::Unified || !d.svm_migration) return;
+  const void* start = segment.host_ptr + offset;
+  const cl_mem_migration_flags flags = target == PrefetchTarget::Host ? CL_MIGRATE_MEM_OBJECT_HOST : 0;
+  run(impl_->target(segment.device.index, stream), "clEnqueueSVMMigrateMem",
+      [&](cl_command_queue q, cl_event* done) {
+        return clEnqueueSVMMigrateMem(q, 1, &start, &bytes, flags, 0, nullptr, done);
+      });
 }
 
 std::unique_ptr<Stream> OpenCLBackend::do_create_stream(int device) {
