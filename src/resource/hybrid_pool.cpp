@@ -1,0 +1,58 @@
+#include "unimem/resource/hybrid_pool.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "unimem/core/error.hpp"
+
+namespace unimem {
+
+namespace {
+const HybridPoolOptions& checked(const HybridPoolOptions& options) {
+  if (options.small_threshold == 0 || options.small_threshold > options.small.max_block) {
+    throw InvalidArgument("HybridPool: small threshold " + std::to_string(options.small_threshold) +
+                          " must be at least 1 and at most the size-class pool's max_block " +
+                          std::to_string(options.small.max_block));
+  }
+  return options;
+}
+}  // namespace
+
+HybridPool::HybridPool(MemoryResource& upstream, HybridPoolOptions options)
+    : MemoryResource(upstream.backend(), upstream.device(), upstream.kind()),
+      options_(checked(options)),
+      small_(upstream, options_.small),
+      large_(upstream, options_.large) {}
+
+Allocation HybridPool::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
+  return bytes <= options_.small_threshold ? small_.allocate(bytes, stream, alignment)
+                                           : large_.allocate(bytes, stream, alignment);
+}
+
+void HybridPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (allocation.size <= options_.small_threshold) {
+    small_.deallocate(allocation, stream);
+  } else {
+    large_.deallocate(allocation, stream);
+  }
+}
+
+std::size_t HybridPool::do_trim() {
+  return small_.trim() + large_.trim();
+}
+
+ResourceUsage HybridPool::do_usage() const {
+  const ResourceUsage small = small_.usage();
+  const ResourceUsage large = large_.usage();
+  ResourceUsage usage;
+  usage.reserved_bytes = small.reserved_bytes + large.reserved_bytes;
+  usage.in_use_bytes = small.in_use_bytes + large.in_use_bytes;
+  usage.largest_free_range = std::max(small.largest_free_range, large.largest_free_range);
+  usage.upstream_allocations = small.upstream_allocations + large.upstream_allocations;
+  usage.upstream_deallocations = small.upstream_deallocations + large.upstream_deallocations;
+  usage.cache_hits = small.cache_hits + large.cache_hits;
+  usage.cache_misses = small.cache_misses + large.cache_misses;
+  return usage;
+}
+
+}  // namespace unimem

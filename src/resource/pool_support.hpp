@@ -1,0 +1,92 @@
+#pragma once
+// What the pools share: the cookie layout that lets a pool recognise its own allocations, the rule that says
+// where an alignment is measured from, the check that a stream belongs to the pool's device, and how a stream
+// (or the host) is made to wait for the event that marks a free on another stream.
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+
+#include "unimem/backend/segment.hpp"
+#include "unimem/backend/stream.hpp"
+#include "unimem/core/alignment.hpp"
+#include "unimem/resource/memory_resource.hpp"
+
+namespace unimem::detail {
+
+// Pools hand out cookies of a record index (low half) and the generation the record had when it was handed
+// out (high half). Generations start at 1 and change on every allocation, so a cookie of 0, a stale cookie
+// and one from another pool's record of the same index are all told apart from a live allocation.
+[[nodiscard]] constexpr std::uint64_t make_cookie(std::uint32_t index, std::uint32_t generation) noexcept {
+  return (std::uint64_t{generation} << 32U) | index;
+}
+[[nodiscard]] constexpr std::uint32_t cookie_index(std::uint64_t cookie) noexcept {
+  return static_cast<std::uint32_t>(cookie);
+}
+[[nodiscard]] constexpr std::uint32_t cookie_generation(std::uint64_t cookie) noexcept {
+  return static_cast<std::uint32_t>(cookie >> 32U);
+}
+[[nodiscard]] constexpr std::uint32_t next_generation(std::uint32_t generation) noexcept {
+  return generation == UINT32_MAX ? 1U : generation + 1U;
+}
+
+// Bytes to skip from `offset` so that the range starts `alignment`-aligned. Alignment is measured from the
+// host address when the host can see the segment and from the native handle otherwise, as BackendResource
+// does, except for OpenCL, whose native handle is a cl_mem object and no address: there the offset from the
+// segment's start is aligned (what a sub-buffer's origin needs). Up to kDefaultAlignment nothing is skipped:
+// segments start that aligned and pools keep every offset a multiple of it.
+[[nodiscard]] std::size_t alignment_padding(const Segment& segment, std::size_t offset,
+                                            std::size_t alignment) noexcept;
+
+// The worst-case padding a range that starts kDefaultAlignment-aligned needs for `alignment`.
+[[nodiscard]] constexpr std::size_t alignment_slack(std::size_t alignment) noexcept {
+  return alignment > kDefaultAlignment ? alignment - kDefaultAlignment : 0;
+}
+
+// True for the null stream and for streams of the resource's own backend and device: the only streams whose
+// events a pool can record and wait for.
+[[nodiscard]] inline bool is_pool_stream(const MemoryResource& pool, const Stream* stream) noexcept {
+  return stream == nullptr || (&stream->backend() == &pool.backend() && stream->device() == pool.device());
+}
+
+// Throws InvalidArgument naming the pool and both devices unless is_pool_stream().
+void check_pool_stream(const MemoryResource& pool, const Stream* stream, std::string_view pool_name);
+
+// A mutex that spins briefly before it blocks. A pool's critical section lasts tens of nanoseconds, far less
+// than a sleep and wake-up through the kernel (two threads contending for a plain std::mutex made the
+// coalescing pool's allocate+free pair 7x slower); an upstream call made under it may still take
+// milliseconds, which the blocking fallback covers.
+class PoolMutex {
+ public:
+  void lock() noexcept {
+    for (int spin = 0; spin < kSpins; ++spin) {
+      if (mutex_.try_lock()) return;
+      pause();
+    }
+    mutex_.lock();
+  }
+  void unlock() noexcept { mutex_.unlock(); }
+
+ private:
+  static constexpr int kSpins = 100;
+
+  static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  std::mutex mutex_;
+};
+
+// Makes `user` wait for `event` without blocking the host; with no stream (host order) the host waits.
+void wait_for_event(Event& event, Stream* user);
+
+// Blocks until `event` has completed, for memory about to go back upstream in host order. Never throws: a
+// failure is reported (the event's stream is broken, so there is nothing better to do).
+void settle_event(Event& event) noexcept;
+
+}  // namespace unimem::detail

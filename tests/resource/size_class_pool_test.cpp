@@ -1,0 +1,259 @@
+#include "unimem/resource/size_class_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "resource/pool_test_support.hpp"
+#include "unimem/backend/simulated_backend.hpp"
+#include "unimem/core/misuse.hpp"
+#include "unimem/core/size.hpp"
+#include "unimem/resource/backend_resource.hpp"
+
+namespace unimem::test {
+namespace {
+
+class SizeClassPoolTest : public ::testing::Test {
+ protected:
+  SimulatedBackend sim_{{SimulatedDeviceSpec{.capacity_bytes = 16 * GiB, .backed = false},
+                         SimulatedDeviceSpec{.capacity_bytes = GiB, .backed = false}}};
+  BackendResource device_{sim_, 0, MemoryKind::Device};
+};
+
+TEST_F(SizeClassPoolTest, RejectsClassesThatAreNotPowersOfTwo) {
+  EXPECT_THROW(SizeClassPool(device_, {.min_block = 300}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.max_block = 3 * MiB}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.min_block = 4096, .max_block = 1024}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.min_block = 0}), InvalidArgument);
+}
+
+TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
+  SizeClassPool pool(device_, {.min_block = 256, .max_block = MiB});
+  EXPECT_EQ(pool.class_count(), 13U);
+  EXPECT_EQ(pool.block_size(1), 256U);
+  EXPECT_EQ(pool.block_size(256), 256U);
+  EXPECT_EQ(pool.block_size(257), 512U);
+  EXPECT_EQ(pool.block_size(MiB), MiB);
+  EXPECT_EQ(pool.block_size(MiB + 1), 0U) << "above max_block: straight to upstream";
+  EXPECT_EQ(pool.block_size(100, 4096), 4096U) << "room to align inside the block";
+  const Allocation a = pool.allocate(3000);
+  EXPECT_EQ(pool.usage().in_use_bytes, 4096U);
+  EXPECT_EQ(pool.usage().reserved_bytes, 4096U);
+  EXPECT_EQ(a.size, 3000U);
+  pool.deallocate(a);
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+}
+
+TEST_F(SizeClassPoolTest, CountsHitsMissesReturnsAndReleases) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 1, .per_thread_cache = false});
+  const Allocation a = pool.allocate(1000);  // miss
+  const Allocation b = pool.allocate(1000);  // miss
+  pool.deallocate(a);                        // cached
+  pool.deallocate(b);                        // the bucket is full: released
+  const Allocation c = pool.allocate(700);   // hit (same 1 KiB class)
+  EXPECT_EQ(c.segment, a.segment) << "the cached block is handed out again";
+  pool.deallocate(c);
+  const SizeClassPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.misses, 2U);
+  EXPECT_EQ(stats.hits, 1U);
+  EXPECT_EQ(stats.returns, 2U);
+  EXPECT_EQ(stats.releases, 1U);
+  EXPECT_EQ(stats.cached_blocks, 1U);
+  EXPECT_EQ(stats.cached_bytes, KiB);
+  const SizeClassStats& kib = stats.classes[2];
+  EXPECT_EQ(kib.block_size, KiB);
+  EXPECT_EQ(kib.hits, 1U);
+  EXPECT_EQ(kib.misses, 2U);
+  EXPECT_EQ(stats.classes[0].misses, 0U);
+  const ResourceUsage usage = pool.usage();
+  EXPECT_EQ(usage.cache_hits, 1U);
+  EXPECT_EQ(usage.cache_misses, 2U);
+  EXPECT_EQ(usage.upstream_allocations, 2U);
+  EXPECT_EQ(usage.upstream_deallocations, 1U);
+  EXPECT_EQ(usage.largest_free_range, KiB);
+}
+
+TEST_F(SizeClassPoolTest, EachCacheHoldsAtMostItsBound) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
+  std::vector<Allocation> live;
+  for (int i = 0; i < 20; ++i) live.push_back(pool.allocate(5000));
+  for (const Allocation& a : live) pool.deallocate(a);
+  // This thread's cache and the central list hold at most 4 each; the rest went back upstream.
+  const SizeClassPoolStats stats = pool.stats();
+  EXPECT_LE(stats.cached_blocks, 8U);
+  EXPECT_GE(stats.cached_blocks, 4U);
+  EXPECT_EQ(stats.cached_blocks + stats.releases, 20U);
+  EXPECT_EQ(device_.live_allocations(), stats.cached_blocks);
+}
+
+TEST_F(SizeClassPoolTest, ShrinkAndClearGiveCachedBlocksBack) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 8, .per_thread_cache = false});
+  std::vector<Allocation> live;
+  for (int i = 0; i < 6; ++i) live.push_back(pool.allocate(300));   // 512 B class
+  for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(5000));  // 8 KiB class
+  for (const Allocation& a : live) pool.deallocate(a);
+  EXPECT_EQ(device_.live_allocations(), 9U);
+  EXPECT_EQ(pool.shrink(2), 4 * 512U + 1 * 8 * KiB);
+  EXPECT_EQ(device_.live_allocations(), 4U);
+  EXPECT_EQ(pool.stats().classes[1].cached_blocks, 2U);
+  pool.clear();
+  EXPECT_EQ(device_.live_allocations(), 0U);
+  EXPECT_EQ(pool.usage().reserved_bytes, 0U);
+  EXPECT_EQ(pool.trim(), 0U) << "nothing left to give back";
+}
+
+TEST_F(SizeClassPoolTest, OversizedRequestsGoStraightUpstream) {
+  SizeClassPool pool(device_, {.max_block = 64 * KiB});
+  const Allocation a = pool.allocate(100 * KiB);
+  EXPECT_EQ(device_.live_allocations(), 1U);
+  EXPECT_EQ(pool.usage().in_use_bytes, 100 * KiB);
+  pool.deallocate(a);
+  EXPECT_EQ(device_.live_allocations(), 0U) << "oversized blocks are never cached";
+  const SizeClassPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.oversized, 1U);
+  EXPECT_EQ(stats.misses, 1U);
+  EXPECT_EQ(stats.cached_blocks, 0U);
+}
+
+TEST_F(SizeClassPoolTest, UpstreamOutOfMemoryGivesCachedBlocksBackAndRetries) {
+  SimulatedBackend small({SimulatedDeviceSpec{.capacity_bytes = MiB, .backed = false}});
+  BackendResource upstream(small, 0, MemoryKind::Device);
+  SizeClassPool pool(upstream, {.max_block = MiB});
+  pool.deallocate(pool.allocate(600 * KiB));  // a cached 1 MiB block fills the device
+  const Allocation a = pool.allocate(200 * KiB);
+  EXPECT_EQ(pool.stats().classes[12].cached_blocks, 0U) << "the cached 1 MiB block was given back";
+  EXPECT_THROW((void)pool.allocate(900 * KiB), OutOfMemory);
+  pool.deallocate(a);
+}
+
+TEST_F(SizeClassPoolTest, FailingUpstreamLeavesNoTrace) {
+  TestUpstream failing(device_, /*fail_every=*/2);
+  SizeClassPool pool(failing);
+  const Allocation a = pool.allocate(1000);
+  EXPECT_THROW((void)pool.allocate(1000), OutOfMemory);
+  EXPECT_EQ(pool.usage().in_use_bytes, KiB);
+  EXPECT_EQ(pool.stats().misses, 1U);
+  pool.deallocate(a);
+  pool.clear();
+  EXPECT_EQ(failing.live_count(), 0U);
+}
+
+TEST_F(SizeClassPoolTest, ThreadExitHandsItsCacheToTheCentralLists) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
+  std::thread worker([&] {
+    std::vector<Allocation> live;
+    for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(2000));
+    for (const Allocation& a : live) pool.deallocate(a);
+    EXPECT_EQ(pool.stats().thread_caches, 1U);
+  });
+  worker.join();
+  const SizeClassPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.thread_caches, 0U);
+  EXPECT_EQ(stats.cached_blocks, 3U) << "the exited thread's blocks stay cached, centrally";
+  EXPECT_EQ(stats.returns, 3U) << "counts survive the thread";
+  const Allocation again = pool.allocate(2000);
+  EXPECT_EQ(pool.stats().hits, 1U);
+  pool.deallocate(again);
+  pool.clear();
+  EXPECT_EQ(device_.live_allocations(), 0U);
+}
+
+TEST_F(SizeClassPoolTest, PoolDestroyedWhileAThreadHoldsACache) {
+  auto pool = std::make_unique<SizeClassPool>(device_);
+  std::mutex mutex;
+  std::condition_variable changed;
+  int stage = 0;
+  std::thread worker([&] {
+    pool->deallocate(pool->allocate(4000));  // leaves a block in this thread's cache
+    std::unique_lock lock(mutex);
+    stage = 1;
+    changed.notify_all();
+    changed.wait(lock, [&] { return stage == 2; });
+    // The pool is gone: this thread's cache of it must be forgotten, not handed back, when it exits.
+  });
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return stage == 1; });
+  }
+  EXPECT_EQ(pool->stats().thread_caches, 1U);
+  pool.reset();
+  EXPECT_EQ(device_.live_allocations(), 0U) << "the thread's cached block went back with the pool";
+  {
+    const std::lock_guard lock(mutex);
+    stage = 2;
+  }
+  changed.notify_all();
+  worker.join();
+  SizeClassPool next(device_);  // a new pool, maybe at the same address, starts with no stale caches
+  next.deallocate(next.allocate(4000));
+  EXPECT_EQ(next.stats().hits, 0U);
+}
+
+TEST_F(SizeClassPoolTest, TwoThreadsFreeEachOthersBlocks) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
+  std::vector<Allocation> made(400);
+  for (Allocation& a : made) a = pool.allocate(777);
+  std::thread other([&] {
+    for (std::size_t i = 0; i < made.size(); i += 2) pool.deallocate(made[i]);
+  });
+  for (std::size_t i = 1; i < made.size(); i += 2) pool.deallocate(made[i]);
+  other.join();
+  const ResourceUsage usage = pool.usage();
+  EXPECT_EQ(usage.in_use_bytes, 0U);
+  EXPECT_EQ(usage.reserved_bytes, pool.stats().cached_bytes);
+}
+
+TEST_F(SizeClassPoolTest, ABlockFreedOnAStreamWaitsForItsEventBeforeAnotherStreamTakesIt) {
+  ManualBackend manual(GiB);
+  BackendResource upstream(manual, 0, MemoryKind::Device);
+  const auto a = manual.create_stream(0);
+  const auto b = manual.create_stream(0);
+  auto& stream_a = dynamic_cast<ManualStream&>(*a);
+  auto& stream_b = dynamic_cast<ManualStream&>(*b);
+  {
+    SizeClassPool pool(upstream);
+    const Allocation first = pool.allocate(1000, a.get());
+    stream_a.enqueue();  // a kernel still using `first` when it is freed
+    pool.deallocate(first, a.get());
+    const Allocation same_stream = pool.allocate(1000, a.get());
+    EXPECT_EQ(same_stream.segment, first.segment) << "the freeing stream reuses it at once";
+    EXPECT_EQ(stream_a.waits(), 0);
+    pool.deallocate(same_stream, a.get());
+    const Allocation other_stream = pool.allocate(1000, b.get());
+    EXPECT_EQ(other_stream.segment, first.segment);
+    EXPECT_EQ(stream_b.waits(), 1) << "stream B must wait for A's free before using the block";
+    EXPECT_EQ(stream_a.completed(), 0U) << "waiting on a stream must not block the host";
+    stream_b.enqueue();
+    pool.deallocate(other_stream, b.get());
+    const Allocation host = pool.allocate(1000);
+    EXPECT_EQ(host.segment, first.segment);
+    EXPECT_EQ(stream_b.completed(), stream_b.submitted()) << "a host-order allocation waits for B's free";
+    pool.deallocate(host);
+    const Allocation after_host_free = pool.allocate(1000, a.get());
+    EXPECT_EQ(stream_a.waits(), 0) << "a block freed in host order is ready for every stream";
+    pool.deallocate(after_host_free, a.get());
+  }
+  EXPECT_GE(manual.events_created(), 1);
+  EXPECT_EQ(manual.live_segment_count(), 0U);
+}
+
+TEST_F(SizeClassPoolTest, AFreeOrderedOnAnotherDevicesStreamIsReportedAndDoneInHostOrder) {
+  SizeClassPool pool(device_);
+  const auto other = sim_.create_stream(1);
+  std::vector<std::string> reports;
+  const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
+  const Allocation a = pool.allocate(100);
+  pool.deallocate(a, other.get());
+  ASSERT_EQ(reports.size(), 1U);
+  EXPECT_NE(reports[0].find("sim:1"), std::string::npos) << reports[0];
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  EXPECT_THROW((void)pool.allocate(100, other.get()), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace unimem::test
