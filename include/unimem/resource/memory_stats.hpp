@@ -1,0 +1,32 @@
+#pragma once
+// MemoryStats: one snapshot of what a stack has done and holds, in the shape users of caching allocators know
+// (bytes in use and pooled, peak, hit rate, fallbacks). StatisticsAdaptor fills it; the manager aggregates
+// it.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace unimem {
+
+struct MemoryStats {
+  std::size_t total_allocated_bytes = 0;  // bytes handed out since the start (frees do not subtract)
+  std::size_t in_use_bytes = 0;           // bytes handed out and not yet freed
+  std::size_t pooled_bytes = 0;           // held from the backend but not handed out (cached by pools)
+  std::size_t peak_bytes = 0;             // the most bytes in use at once since the start or reset_peak()
+  std::uint64_t pool_hits = 0;            // allocations served from memory already held
+  std::uint64_t pool_misses = 0;          // allocations that needed new memory from upstream
+  std::uint64_t cpu_fallbacks = 0;        // allocations served by a fallback resource
+  std::uint64_t active_buffers = 0;       // allocations live now
+  std::uint64_t allocation_count = 0;
+  std::uint64_t free_count = 0;
+  std::uint64_t upstream_allocations = 0;    // segments obtained from the backend
+  std::uint64_t upstream_deallocations = 0;  // segments returned to the backend
+
+  // pool_hits / (pool_hits + pool_misses); 0 before any allocation.
+  [[nodiscard]] double hit_rate() const noexcept {
+    const std::uint64_t lookups = pool_hits + pool_misses;
+    return lookups == 0 ? 0.0 : static_cast<double>(pool_hits) / static_cast<double>(lookups);
+  }
+};
+
+}  // namespace unimem

@@ -1,0 +1,101 @@
+#include "unimem/resource/fallback_adaptor.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "unimem/backend/backend.hpp"
+#include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
+
+namespace unimem {
+
+namespace {
+bool made_by(const MemoryResource& resource, const Segment& segment) noexcept {
+  return segment.owner == &resource.backend() && segment.device == resource.device() &&
+         segment.kind == resource.kind();
+}
+
+std::string describe(const MemoryResource& resource) {
+  return to_string(resource.device()) + " " + std::string(to_string(resource.kind()));
+}
+}  // namespace
+
+FallbackAdaptor::FallbackAdaptor(MemoryResource& primary, MemoryResource& secondary)
+    : ResourceAdaptor(primary), secondary_(&secondary) {
+  if (&primary.backend() == &secondary.backend() && primary.device() == secondary.device() &&
+      primary.kind() == secondary.kind()) {
+    throw InvalidArgument("FallbackAdaptor: primary and secondary both serve " + describe(primary) +
+                          " memory of the same backend, so their allocations cannot be told apart");
+  }
+}
+
+bool FallbackAdaptor::is_fallback(const Allocation& allocation) const noexcept {
+  return allocation.segment != nullptr && made_by(*secondary_, *allocation.segment);
+}
+
+Stream* FallbackAdaptor::secondary_stream(Stream* stream) const noexcept {
+  if (stream != nullptr && &stream->backend() == &secondary_->backend() &&
+      stream->device() == secondary_->device()) {
+    return stream;
+  }
+  return nullptr;
+}
+
+Allocation FallbackAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
+  try {
+    return ResourceAdaptor::do_allocate(bytes, stream, alignment);
+  } catch (const OutOfMemory& primary_failure) {
+    try {
+      const Allocation allocation = secondary_->allocate(bytes, secondary_stream(stream), alignment);
+      fallbacks_.fetch_add(1, std::memory_order_relaxed);
+      return allocation;
+    } catch (const OutOfMemory& secondary_failure) {
+      throw OutOfMemory(
+          bytes, primary_failure.device(), primary_failure.free_bytes(), primary_failure.total_bytes(),
+          "the fallback to " + describe(*secondary_) + " failed too: " + secondary_failure.what());
+    }
+  }
+}
+
+void FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (made_by(primary(), *allocation.segment)) {
+    ResourceAdaptor::do_deallocate(allocation, stream);
+    return;
+  }
+  if (!made_by(*secondary_, *allocation.segment)) {
+    report_misuse("FallbackAdaptor::deallocate: allocation of " + std::to_string(allocation.size) +
+                  " bytes on " + to_string(allocation.device()) + " " +
+                  std::string(to_string(allocation.kind())) + " belongs to neither " + describe(primary()) +
+                  " nor " + describe(*secondary_) + "; not forwarded");
+    return;
+  }
+  Stream* const ordered_on = secondary_stream(stream);
+  if (stream != nullptr && ordered_on == nullptr) {
+    try {
+      stream->synchronize();
+    } catch (const Error& e) {
+      report_misuse(std::string("FallbackAdaptor::deallocate: waiting for the stream failed: ") + e.what());
+    }
+  }
+  secondary_->deallocate(allocation, ordered_on);
+}
+
+std::size_t FallbackAdaptor::do_trim() {
+  return ResourceAdaptor::do_trim() + secondary_->trim();
+}
+
+ResourceUsage FallbackAdaptor::do_usage() const {
+  ResourceUsage usage = ResourceAdaptor::do_usage();
+  const ResourceUsage fallback = secondary_->usage();
+  usage.reserved_bytes += fallback.reserved_bytes;
+  usage.in_use_bytes += fallback.in_use_bytes;
+  usage.largest_free_range = std::max(usage.largest_free_range, fallback.largest_free_range);
+  usage.upstream_allocations += fallback.upstream_allocations;
+  usage.upstream_deallocations += fallback.upstream_deallocations;
+  usage.cache_hits += fallback.cache_hits;
+  usage.cache_misses += fallback.cache_misses;
+  usage.fallbacks += fallback.fallbacks + fallback_count();
+  return usage;
+}
+
+}  // namespace unimem
