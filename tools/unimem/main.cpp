@@ -1,4 +1,4 @@
-// The unimem command-line tool: `unimem info` today; replay, bench and report follow.
+// The unimem command-line tool: `unimem info`, `unimem replay`, `unimem bench alloc|transfer`.
 
 #include <fmt/format.h>
 
@@ -9,9 +9,13 @@
 
 #include "unimem/backend/backend_registry.hpp"
 #include "unimem/backend/platform.hpp"
+#include "unimem/bench_command.hpp"
 #include "unimem/config.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/size.hpp"
 #include "unimem/info_command.hpp"
+#include "unimem/replay_command.hpp"
+#include "unimem/resource/resource_spec.hpp"
 
 namespace {
 
@@ -20,6 +24,43 @@ unimem::BackendRegistryOptions registry_options(const std::vector<std::string>& 
   for (const auto& spec : sim_specs)
     options.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
   return options;
+}
+
+std::vector<std::size_t> parse_sizes(const std::vector<std::string>& texts) {
+  std::vector<std::size_t> sizes;
+  for (const auto& text : texts) sizes.push_back(unimem::parse_bytes(text));
+  return sizes;
+}
+
+struct ReplayArguments {
+  std::string trace;
+  std::string resource;
+  std::vector<std::string> compare;
+  std::string device{unimem::cli::kDefaultReplayDevice};
+  int repeat = unimem::cli::ReplayOptions{}.repeat;
+  bool json = false;
+  bool lenient = false;
+};
+
+int run_replay(const ReplayArguments& args) {
+  std::vector<std::string> specs;
+  // --resource names the first stack; with --compare alone, the stacks are exactly those compared.
+  if (!args.resource.empty() || args.compare.empty()) {
+    specs.push_back(args.resource.empty() ? std::string(unimem::kDefaultResourceSpec) : args.resource);
+  }
+  specs.insert(specs.end(), args.compare.begin(), args.compare.end());
+  // A typo in a spec should not wait for the trace to be read.
+  for (const auto& spec : specs) (void)unimem::parse_resource_spec(spec);
+  const unimem::cli::Trace trace = unimem::cli::load_trace(args.trace, {.lenient = args.lenient});
+  const unimem::cli::DeviceSelection selection({args.device});
+  const auto results = unimem::cli::replay_stacks(
+      trace, selection.front(), specs, {.repeat = args.repeat, .progress = unimem::cli::terminal_progress()});
+  if (args.json) {
+    std::cout << unimem::cli::replay_json(trace, selection.front(), args.repeat, results).dump(2) << '\n';
+  } else {
+    std::cout << unimem::cli::replay_table(trace, selection.front(), args.repeat, results);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -35,6 +76,60 @@ int main(int argc, char** argv) {
   info->add_option("--sim", sim_specs, "Add a simulated device, e.g. 80GiB or 1GiB:backed (repeatable)");
   info->add_flag("--json", json, "Print JSON instead of a table");
 
+  ReplayArguments replay_args;
+  auto* replay =
+      app.add_subcommand("replay", "Replay an allocation trace (RMM logging CSV) against resource stacks");
+  replay->add_option("trace", replay_args.trace, "Trace file: Thread,Time,Action,Pointer,Size,Stream")
+      ->required();
+  replay->add_option(
+      "--resource", replay_args.resource,
+      "Resource spec to replay against (default: " + std::string(unimem::kDefaultResourceSpec) + ")");
+  replay->add_option("--compare", replay_args.compare, "Further resource specs, replayed side by side")
+      ->expected(1, -1);
+  replay->add_option("--device", replay_args.device,
+                     "host, opencl:N, cuda:N or sim:SIZE[:backed] (default: " +
+                         std::string(unimem::cli::kDefaultReplayDevice) + ", unbacked)");
+  replay->add_option("--repeat", replay_args.repeat, "Timed repeats; times are their median")
+      ->check(CLI::PositiveNumber);
+  replay->add_flag("--json", replay_args.json, "Print JSON instead of a table");
+  replay->add_flag("--lenient", replay_args.lenient, "Skip and count malformed lines instead of stopping");
+
+  auto* bench = app.add_subcommand("bench", "Microbenchmarks: allocation and transfer");
+  bench->require_subcommand(1);
+
+  unimem::cli::AllocBenchOptions alloc_options;
+  std::string alloc_device = "host";
+  std::vector<std::string> alloc_sizes;
+  std::vector<std::string> alloc_resources;
+  bool alloc_json = false;
+  auto* alloc = bench->add_subcommand("alloc", "Allocate+free pairs per resource stack, against malloc");
+  alloc->add_option("--device", alloc_device, "host, opencl:N, cuda:N or sim:SIZE[:backed] (default: host)");
+  alloc
+      ->add_option("--resource", alloc_resources,
+                   "Resource specs (default: upstream size-class coalescing hybrid)")
+      ->expected(1, -1);
+  alloc->add_option("--size", alloc_sizes, "Allocation sizes (default: 256B to 1MiB, steps of 4x)")
+      ->expected(1, -1);
+  alloc->add_option("--threads", alloc_options.threads, "Thread counts (default: 1 2)")->expected(1, -1);
+  alloc->add_option("--pairs", alloc_options.pairs, "Pairs per thread and repeat")
+      ->check(CLI::PositiveNumber);
+  alloc->add_option("--repeat", alloc_options.repeat, "Repeats; times are their median")
+      ->check(CLI::PositiveNumber);
+  alloc->add_flag("--json", alloc_json, "Print JSON instead of a table");
+
+  unimem::cli::TransferBenchOptions transfer_options;
+  std::vector<std::string> transfer_devices;
+  std::vector<std::string> transfer_sizes;
+  bool transfer_json = false;
+  auto* transfer = bench->add_subcommand("transfer", "Backend::copy bandwidth per device, against memcpy");
+  transfer->add_option("--device", transfer_devices, "Devices (default: every host, OpenCL and CUDA device)")
+      ->expected(1, -1);
+  transfer->add_option("--size", transfer_sizes, "Copy sizes (default: 4KiB to 256MiB, steps of 4x)")
+      ->expected(1, -1);
+  transfer->add_option("--repeat", transfer_options.repeat, "Repeats; the best counts")
+      ->check(CLI::PositiveNumber);
+  transfer->add_flag("--json", transfer_json, "Print JSON instead of a table");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -45,6 +140,29 @@ int main(int argc, char** argv) {
         std::cout << unimem::cli::info_json(registry, platform).dump(2) << '\n';
       } else {
         std::cout << unimem::cli::info_table(registry, platform);
+      }
+    }
+    if (replay->parsed()) return run_replay(replay_args);
+    if (alloc->parsed()) {
+      if (!alloc_resources.empty()) alloc_options.resources = alloc_resources;
+      alloc_options.sizes = parse_sizes(alloc_sizes);
+      const unimem::cli::DeviceSelection selection({alloc_device});
+      const auto rows = unimem::cli::bench_alloc(selection.front(), alloc_options);
+      if (alloc_json) {
+        std::cout << unimem::cli::alloc_bench_json(selection.front(), alloc_options, rows).dump(2) << '\n';
+      } else {
+        std::cout << unimem::cli::alloc_bench_table(selection.front(), alloc_options, rows);
+      }
+    }
+    if (transfer->parsed()) {
+      transfer_options.sizes = parse_sizes(transfer_sizes);
+      const unimem::cli::DeviceSelection selection(transfer_devices);
+      const auto rows = unimem::cli::bench_transfer(selection.devices(), transfer_options);
+      if (transfer_json) {
+        std::cout << unimem::cli::transfer_bench_json(selection.devices(), transfer_options, rows).dump(2)
+                  << '\n';
+      } else {
+        std::cout << unimem::cli::transfer_bench_table(selection.devices(), rows);
       }
     }
   } catch (const unimem::Error& e) {

@@ -1,0 +1,214 @@
+#include "unimem/trace_replay.hpp"
+
+#include <algorithm>
+#include <array>
+#include <unordered_map>
+#include <vector>
+
+#include "unimem/core/error.hpp"
+#include "unimem/resource/resource_spec.hpp"
+#include "unimem/timing.hpp"
+
+namespace unimem::cli {
+
+namespace {
+
+constexpr std::size_t kProgressInterval = 1U << 16U;  // events between progress reports in the measuring pass
+
+// The device running out is part of what a replay measures: count it and go on.
+Allocation allocate_or_count(MemoryResource& resource, std::size_t bytes, std::size_t& failed) {
+  try {
+    return resource.allocate(bytes);
+  } catch (const OutOfMemory&) {
+    ++failed;
+    return {};
+  }
+}
+
+// Frees what the trace left live, so that the stack is destroyed empty.
+void release_all(MemoryResource& resource, std::vector<Allocation>& live) {
+  for (Allocation& allocation : live) {
+    if (allocation) resource.deallocate(allocation);
+    allocation = {};
+  }
+}
+
+struct ReplayCounts {
+  std::size_t failed_allocations = 0;
+  std::size_t skipped_frees = 0;
+};
+
+// Replays the events in order, live allocations kept by slot in `live`. `call(action, work)` runs each
+// resource call (and may time it); `after(i)` runs after event i. Both inline away when they do nothing.
+template <typename Call, typename After>
+ReplayCounts replay_events(const Trace& trace, MemoryResource& resource, std::vector<Allocation>& live,
+                           const Call& call, const After& after) {
+  ReplayCounts counts;
+  const std::size_t count = trace.events.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    const TraceEvent& event = trace.events[i];
+    Allocation& allocation = live[event.slot];
+    if (event.action == TraceAction::Allocate) {
+      call(TraceAction::Allocate,
+           [&] { allocation = allocate_or_count(resource, event.size, counts.failed_allocations); });
+    } else if (allocation) {
+      call(TraceAction::Free, [&] { resource.deallocate(allocation); });
+      allocation = {};
+    } else {
+      ++counts.skipped_frees;
+    }
+    after(i);
+  }
+  return counts;
+}
+
+const auto kJustCall = [](TraceAction /*action*/, const auto& work) { work(); };
+const auto kNothingAfter = [](std::size_t /*event*/) {};
+
+// The untimed pass: usage after every event.
+void measure_memory(const Trace& trace, MemoryResource& resource, ReplayResult& result,
+                    const ReplayProgress& progress) {
+  std::vector<Allocation> live(trace.slot_count);
+  const double count = static_cast<double>(trace.events.size());
+  const ReplayCounts counts = replay_events(trace, resource, live, kJustCall, [&](std::size_t i) {
+    const ResourceUsage usage = resource.usage();
+    result.peak_reserved_bytes = std::max(result.peak_reserved_bytes, usage.reserved_bytes);
+    if (i == trace.peak_live_event && trace.allocations != 0) {
+      result.reserved_bytes_at_peak_live = usage.reserved_bytes;
+      result.largest_free_range_at_peak_live = usage.largest_free_range;
+    }
+    if (progress && i % kProgressInterval == 0) progress("measuring", static_cast<double>(i) / count);
+  });
+  result.failed_allocations = counts.failed_allocations;
+  result.skipped_frees = counts.skipped_frees;
+  const ResourceUsage end = resource.usage();
+  result.upstream_allocations = end.upstream_allocations;
+  result.upstream_deallocations = end.upstream_deallocations;
+  release_all(resource, live);
+}
+
+// Nanoseconds per event for the whole loop, slots resolved at parse time.
+double time_loop(const Trace& trace, MemoryResource& resource) {
+  std::vector<Allocation> live(trace.slot_count);
+  const Clock::time_point start = Clock::now();
+  (void)replay_events(trace, resource, live, kJustCall, kNothingAfter);
+  const Clock::duration elapsed = Clock::now() - start;
+  release_all(resource, live);
+  return nanoseconds(elapsed) / static_cast<double>(trace.events.size());
+}
+
+// Nanoseconds per event for the whole loop with live allocations kept by recorded pointer.
+double time_loop_with_lookup(const Trace& trace, MemoryResource& resource) {
+  std::unordered_map<std::uint64_t, Allocation> live;
+  live.reserve(trace.slot_count);
+  std::size_t failed = 0;
+  const Clock::time_point start = Clock::now();
+  for (const TraceEvent& event : trace.events) {
+    if (event.action == TraceAction::Allocate) {
+      const Allocation allocation = allocate_or_count(resource, event.size, failed);
+      if (allocation) live.emplace(event.pointer, allocation);
+    } else if (const auto it = live.find(event.pointer); it != live.end()) {
+      resource.deallocate(it->second);
+      live.erase(it);
+    }
+  }
+  const Clock::duration elapsed = Clock::now() - start;
+  for (const auto& [pointer, allocation] : live) resource.deallocate(allocation);
+  return nanoseconds(elapsed) / static_cast<double>(trace.events.size());
+}
+
+// What a pair of clock reads costs with nothing between them: the median of many pairs.
+double clock_pair_cost_ns() {
+  constexpr std::size_t kSamples = 1001;
+  std::vector<double> samples(kSamples);
+  for (double& sample : samples) {
+    const Clock::time_point t0 = Clock::now();
+    const Clock::time_point t1 = Clock::now();
+    sample = nanoseconds(t1 - t0);
+  }
+  return median(std::move(samples));
+}
+
+struct CallTimes {
+  double allocate_ns = 0.0;
+  double free_ns = 0.0;
+};
+
+// Nanoseconds per allocate and per free call, each call timed on its own, less the clock's cost.
+CallTimes time_calls(const Trace& trace, MemoryResource& resource, double clock_cost_ns) {
+  std::vector<Allocation> live(trace.slot_count);
+  // Indexed by TraceAction.
+  std::array<Clock::duration, 2> totals{};
+  std::array<std::size_t, 2> calls{};
+  const auto timed = [&](TraceAction action, const auto& work) {
+    const Clock::time_point start = Clock::now();
+    work();
+    const auto index = static_cast<std::size_t>(action);
+    totals[index] += Clock::now() - start;
+    ++calls[index];
+  };
+  (void)replay_events(trace, resource, live, timed, kNothingAfter);
+  release_all(resource, live);
+  const auto per_call = [&](TraceAction action) {
+    const auto index = static_cast<std::size_t>(action);
+    return calls[index] == 0 ? 0.0
+                             : std::max(0.0, nanoseconds(totals[index]) / static_cast<double>(calls[index]) -
+                                                 clock_cost_ns);
+  };
+  return {per_call(TraceAction::Allocate), per_call(TraceAction::Free)};
+}
+
+}  // namespace
+
+ReplayResult replay_trace(const Trace& trace, std::string_view resource_spec, Backend& backend, int device,
+                          MemoryKind kind, const ReplayOptions& options) {
+  if (options.repeat < 1) {
+    throw InvalidArgument("replay: repeat count " + std::to_string(options.repeat) + " is not at least 1");
+  }
+  const ResourceSpec spec = parse_resource_spec(resource_spec);
+  ReplayResult result;
+  result.resource = std::string(resource_spec);
+  result.events = trace.events.size();
+  result.allocations = trace.allocations;
+  result.frees = trace.frees;
+  result.peak_live_bytes = trace.peak_live_bytes;
+  {
+    const ResourceStack stack = make_resource_stack(spec, backend, device, kind);
+    measure_memory(trace, stack.top(), result, options.progress);
+  }
+  result.fragmentation_ratio = trace.peak_live_bytes == 0 ? 0.0
+                                                          : static_cast<double>(result.peak_reserved_bytes) /
+                                                                static_cast<double>(trace.peak_live_bytes);
+  if (trace.events.empty()) return result;
+
+  const double clock_cost_ns = clock_pair_cost_ns();
+  std::vector<double> per_op;
+  std::vector<double> per_allocate;
+  std::vector<double> per_free;
+  std::vector<double> per_op_with_lookup;
+  for (int i = 0; i < options.repeat; ++i) {
+    // Each timed replay starts from a fresh stack, as the program that was recorded did.
+    {
+      const ResourceStack stack = make_resource_stack(spec, backend, device, kind);
+      per_op.push_back(time_loop(trace, stack.top()));
+    }
+    {
+      const ResourceStack stack = make_resource_stack(spec, backend, device, kind);
+      const CallTimes calls = time_calls(trace, stack.top(), clock_cost_ns);
+      per_allocate.push_back(calls.allocate_ns);
+      per_free.push_back(calls.free_ns);
+    }
+    {
+      const ResourceStack stack = make_resource_stack(spec, backend, device, kind);
+      per_op_with_lookup.push_back(time_loop_with_lookup(trace, stack.top()));
+    }
+    if (options.progress) options.progress("timing", static_cast<double>(i + 1) / options.repeat);
+  }
+  result.ns_per_op = median(per_op);
+  result.ns_per_allocate = median(per_allocate);
+  result.ns_per_free = median(per_free);
+  result.ns_per_op_with_lookup = median(per_op_with_lookup);
+  return result;
+}
+
+}  // namespace unimem::cli

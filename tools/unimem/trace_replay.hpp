@@ -1,0 +1,65 @@
+#pragma once
+// Replays a parsed trace against a resource stack built from a spec (resource_spec.hpp) on one device.
+//
+// One untimed pass measures memory: after every event it reads the stack's usage() (a few counters, no
+// allocation) to find the peak of reserved bytes. Then each repeat times three fresh replays, each on a new
+// stack:
+//   - the whole event loop, for ns_per_op;
+//   - every allocate and free call on its own (steady_clock around the call, less the clock's own cost), for
+//     ns_per_allocate and ns_per_free;
+//   - the whole loop with live allocations kept in an unordered_map keyed by the recorded pointer, for
+//     ns_per_op_with_lookup: what a replayer that resolves pointers while it runs pays (Umpire's replay
+//     numbers include such a lookup per event).
+// Pointers are resolved to dense slots when the trace is parsed, so the first two loops do no lookup at all.
+// Figures are medians over the repeats.
+//
+// Allocations that fail with OutOfMemory (a device too small for the trace) are counted and the replay goes
+// on; the frees of those allocations are skipped and counted.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "unimem/backend/backend.hpp"
+#include "unimem/trace.hpp"
+
+namespace unimem::cli {
+
+struct ReplayResult {
+  std::string resource;  // the spec
+  std::size_t events = 0;
+  std::size_t allocations = 0;
+  std::size_t frees = 0;
+  std::size_t peak_live_bytes = 0;      // from the trace
+  std::size_t peak_reserved_bytes = 0;  // the most usage().reserved_bytes seen after any event
+  double fragmentation_ratio = 0.0;     // peak_reserved_bytes / peak_live_bytes
+  // usage() at the event where the trace's live bytes first reached their peak: what the stack held then, and
+  // the largest request it could have served without asking the backend.
+  std::size_t reserved_bytes_at_peak_live = 0;
+  std::size_t largest_free_range_at_peak_live = 0;
+  std::uint64_t upstream_allocations = 0;    // at the end of the trace, before anything still live is freed
+  std::uint64_t upstream_deallocations = 0;  // likewise
+  std::size_t failed_allocations = 0;
+  std::size_t skipped_frees = 0;
+  double ns_per_allocate = 0.0;
+  double ns_per_free = 0.0;
+  double ns_per_op = 0.0;
+  double ns_per_op_with_lookup = 0.0;
+};
+
+// Called with what is being done and how far along it is (0 to 1), a few hundred times per replay at most.
+using ReplayProgress = std::function<void(std::string_view phase, double fraction)>;
+
+struct ReplayOptions {
+  int repeat = 5;  // timed repeats (each three replays); at least 1
+  ReplayProgress progress;
+};
+
+// Throws InvalidArgument for a bad spec or repeat count, and whatever the backend throws other than
+// OutOfMemory.
+[[nodiscard]] ReplayResult replay_trace(const Trace& trace, std::string_view resource_spec, Backend& backend,
+                                        int device, MemoryKind kind, const ReplayOptions& options = {});
+
+}  // namespace unimem::cli
