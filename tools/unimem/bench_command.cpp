@@ -17,6 +17,7 @@
 #include "unimem/core/size.hpp"
 #include "unimem/resource/resource_spec.hpp"
 #include "unimem/timing.hpp"
+#include "unimem/transfer/transfer_engine.hpp"
 
 namespace unimem::cli {
 
@@ -253,6 +254,7 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
   std::memset(destination.data(), 2, largest);
 
   std::vector<TransferBenchRow> rows;
+  TransferEngine engine;
   for (const auto& device : devices) {
     Backend& backend = *device.backend;
     const DeviceInfo info = device.info();
@@ -294,6 +296,26 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
       if (pinned) add("d2h-pinned", [&] { backend.copy(pinned->get(), 0, a, 0, size); });
       add("d2d", [&] { backend.copy(b, 0, a, 0, size); });
       if (peer && size <= peer->get().size) add("peer", [&] { backend.copy(peer->get(), 0, a, 0, size); });
+      // The transfer engine's strategies, and the unpipelined staged copy they are measured against: the
+      // whole buffer into pinned memory, then one copy to the device.
+      if (pinned) {
+        const TransferOptions staging{TransferStrategy::PinnedStaging};
+        add("h2d-staged", [&] {
+          engine.copy(TransferEndpoint::from(a), TransferEndpoint::from(from_host), size, staging);
+        });
+        add("h2d-staged-plain", [&] {
+          std::memcpy(pinned->get().host_ptr, source.data(), size);
+          backend.copy(a, 0, pinned->get(), 0, size);
+        });
+        add("d2h-staged",
+            [&] { engine.copy(TransferEndpoint::from(to_host), TransferEndpoint::from(a), size, staging); });
+      }
+      if (peer && size <= peer->get().size) {
+        add("peer-staged", [&] {
+          engine.copy(TransferEndpoint::from(peer->get()), TransferEndpoint::from(a), size,
+                      {TransferStrategy::HostStaged});
+        });
+      }
     }
   }
   return rows;
@@ -323,10 +345,14 @@ nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
 
 std::string transfer_bench_table(const std::vector<SelectedDevice>& devices,
                                  const std::vector<TransferBenchRow>& rows) {
-  static constexpr std::string_view kDirections[] = {"h2d-pageable", "h2d-pinned", "d2h-pageable",
-                                                     "d2h-pinned",   "d2d",        "peer"};
+  static constexpr std::string_view kDirections[] = {
+      "h2d-pageable", "h2d-pinned", "d2h-pageable",     "d2h-pinned", "d2d",
+      "peer",         "h2d-staged", "h2d-staged-plain", "d2h-staged", "peer-staged"};
   std::string out =
-      "Backend::copy bandwidth in GiB/s, best of the repeats (percent of memcpy of the same size, timed in "
+      "Copy bandwidth in GiB/s (Backend::copy; *-staged: TransferEngine strategies; h2d-staged-plain: the "
+      "whole "
+      "buffer into pinned memory, then one copy), best of the repeats (percent of memcpy of the same size, "
+      "timed in "
       "alternation with each cell; the memcpy column is the best of those)\n";
   for (const auto& device : devices) {
     const DeviceInfo info = device.info();
