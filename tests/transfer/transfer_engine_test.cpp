@@ -26,6 +26,9 @@ TransferEngineOptions small_chunks() {
 }
 
 TransferEngine& shared_engine() {
+  // The engine holds staging memory of the shared backends: the registry must be constructed first, so that
+  // it is destroyed after the engine.
+  (void)shared_registry();
   static TransferEngine engine(small_chunks());
   return engine;
 }
