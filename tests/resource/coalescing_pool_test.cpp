@@ -290,14 +290,7 @@ TEST_F(CoalescingStreamOrder, PendingFreesOfTwoStreamsMergeOnlyOnceOneHasComplet
 TEST_F(CoalescingPoolTest, AFreeOrderedOnAnotherDevicesStreamIsReportedAndDoneInHostOrder) {
   CoalescingPool pool(device_);
   const auto other = sim_.create_stream(1);
-  std::vector<std::string> reports;
-  const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
-  const Allocation a = pool.allocate(100);
-  pool.deallocate(a, other.get());
-  ASSERT_EQ(reports.size(), 1U);
-  EXPECT_NE(reports[0].find("sim:1"), std::string::npos) << reports[0];
-  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
-  EXPECT_THROW((void)pool.allocate(100, other.get()), InvalidArgument);
+  expect_foreign_device_free_reported(pool, *other);
 }
 
 }  // namespace

@@ -4,17 +4,22 @@
 //     stream-ordered reuse can be observed on a machine whose real streams are synchronous;
 //   - TestUpstream: an upstream that records what is live in it and can fail every nth allocation.
 
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/alignment.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
 #include "unimem/resource/memory_resource.hpp"
 
 namespace unimem::test {
@@ -215,5 +220,19 @@ class TestUpstream final : public MemoryResource {
   std::uint64_t failures_ = 0;
   std::uint64_t bad_frees_ = 0;
 };
+
+// A free ordered on a stream of another device is misuse: it is reported (naming that device), the memory is
+// given back in host order, and that stream cannot order allocations from the pool either.
+inline void expect_foreign_device_free_reported(MemoryResource& pool, Stream& other_device_stream) {
+  std::vector<std::string> reports;
+  const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
+  const Allocation a = pool.allocate(100);
+  pool.deallocate(a, &other_device_stream);
+  ASSERT_EQ(reports.size(), 1U);
+  const std::string device = to_string(other_device_stream.device());
+  EXPECT_NE(reports[0].find(device), std::string::npos) << reports[0];
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  EXPECT_THROW((void)pool.allocate(100, &other_device_stream), InvalidArgument);
+}
 
 }  // namespace unimem::test
