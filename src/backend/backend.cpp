@@ -22,7 +22,8 @@ void check_segment_range(const Backend& backend, std::string_view what, const Se
   if (!__builtin_add_overflow(offset, bytes, &end) && end <= s.size) [[likely]] {
     return;
   }
-  check_range(std::string(backend.name()) + "::" + std::string(what) + " " + describe(s), offset, bytes, s.size);
+  check_range(std::string(backend.name()) + "::" + std::string(what) + " " + describe(s), offset, bytes,
+              s.size);
 }
 }  // namespace
 
@@ -59,14 +60,17 @@ bool Backend::supports(int device, MemoryKind kind) const {
 Backend::AllocationLimits Backend::allocation_limits(int device) {
   {
     const std::lock_guard lock(registry_mutex_);
-    if (limits_.size() > static_cast<std::size_t>(device) && limits_[static_cast<std::size_t>(device)].known) {
+    if (limits_.size() > static_cast<std::size_t>(device) &&
+        limits_[static_cast<std::size_t>(device)].known) {
       return limits_[static_cast<std::size_t>(device)];
     }
   }
   const DeviceInfo info = do_device_info(device);  // outside the lock: it may be a slow native query
   const std::lock_guard lock(registry_mutex_);
-  if (limits_.size() <= static_cast<std::size_t>(device)) limits_.resize(static_cast<std::size_t>(device) + 1);
-  limits_[static_cast<std::size_t>(device)] = AllocationLimits{true, info.capabilities, info.max_allocation_bytes};
+  if (limits_.size() <= static_cast<std::size_t>(device))
+    limits_.resize(static_cast<std::size_t>(device) + 1);
+  limits_[static_cast<std::size_t>(device)] =
+      AllocationLimits{true, info.capabilities, info.max_allocation_bytes};
   return limits_[static_cast<std::size_t>(device)];
 }
 
@@ -159,7 +163,11 @@ bool Backend::check_copy_operand(const Segment& segment, std::string_view role) 
 void Backend::memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
                      Stream* stream) {
   check_stream(stream, "memset");
-  check_copy_operand(dst, "memset destination");
+  const bool own = check_copy_operand(dst, "memset destination");
+  if (stream != nullptr && own && stream->device() != dst.device) {
+    throw InvalidArgument(std::string(name()) + "::memset: stream of " + to_string(stream->device()) +
+                          " cannot order a memset of memory on " + to_string(dst.device));
+  }
   check_segment_range(*this, "memset on", dst, offset, bytes);
   if (bytes == 0) return;
   do_memset(dst, offset, value, bytes, stream);
@@ -227,13 +235,13 @@ void Backend::check_peer_pair(int device, int peer, std::string_view operation, 
 }
 
 void Backend::do_enable_peer_access(int device, int peer) {
-  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) + " to " +
-                     to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
+  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) +
+                     " to " + to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
 }
 
 void Backend::do_disable_peer_access(int device, int peer) {
-  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) + " to " +
-                     to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
+  throw NotSupported(std::string(name()) + ": peer access from " + to_string(DeviceId{kind_, device}) +
+                     " to " + to_string(DeviceId{kind_, peer}) + " is not implemented by this backend");
 }
 
 void Backend::enable_peer_access(int device, int peer) {
@@ -241,7 +249,8 @@ void Backend::enable_peer_access(int device, int peer) {
   const std::lock_guard lock(peer_mutex_);
   const std::pair pair{device, peer};
   if (std::find(enabled_peers_.begin(), enabled_peers_.end(), pair) != enabled_peers_.end()) return;
-  enabled_peers_.reserve(enabled_peers_.size() + 1);  // so that the push below cannot fail after the driver call
+  enabled_peers_.reserve(enabled_peers_.size() +
+                         1);  // so that the push below cannot fail after the driver call
   do_enable_peer_access(device, peer);
   enabled_peers_.push_back(pair);
 }
@@ -258,7 +267,8 @@ void Backend::disable_peer_access(int device, int peer) {
 bool Backend::peer_access_enabled(int device, int peer) const {
   check_peer_pair(device, peer, "peer_access_enabled", false);
   const std::lock_guard lock(peer_mutex_);
-  return std::find(enabled_peers_.begin(), enabled_peers_.end(), std::pair{device, peer}) != enabled_peers_.end();
+  return std::find(enabled_peers_.begin(), enabled_peers_.end(), std::pair{device, peer}) !=
+         enabled_peers_.end();
 }
 
 std::size_t Backend::live_segment_count() const {
@@ -267,19 +277,19 @@ std::size_t Backend::live_segment_count() const {
 }
 
 std::size_t Backend::live_bytes(int device) const {
-  const std::lock_guard lock(registry_mutex_);
-  std::size_t total = 0;
-  for (const auto& [id, r] : live_) {
-    if (r.device.index == device) total += r.size;
-  }
-  return total;
+  check_device(device, "live_bytes");
+  return sum_live_bytes(device, true);
 }
 
-std::size_t Backend::live_bytes(int device, MemoryKind kind) const {
+std::size_t Backend::live_device_bytes(int device) const {
+  return sum_live_bytes(device, false);
+}
+
+std::size_t Backend::sum_live_bytes(int device, bool include_host_kind) const {
   const std::lock_guard lock(registry_mutex_);
   std::size_t total = 0;
   for (const auto& [id, r] : live_) {
-    if (r.device.index == device && r.kind == kind) total += r.size;
+    if (r.device.index == device && (include_host_kind || r.kind != MemoryKind::Host)) total += r.size;
   }
   return total;
 }

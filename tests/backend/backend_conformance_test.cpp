@@ -329,6 +329,12 @@ TEST_P(BackendConformance, RejectsBadInputsWithTypedErrors) {
   EXPECT_THROW(backend_->copy(s, std::numeric_limits<std::size_t>::max(), view, 0, 2), InvalidArgument)
       << "offset + bytes overflows";
   EXPECT_THROW(backend_->memset(s, 1020, 0, 5, nullptr), InvalidArgument);
+  EXPECT_THROW((void)backend_->live_bytes(backend_->device_count()), InvalidArgument);
+  if (backend_->device_count() > 1) {
+    auto other_device = backend_->create_stream(1);
+    EXPECT_THROW(backend_->memset(s, 0, 0, 16, other_device.get()), InvalidArgument)
+        << "a stream of another device cannot order a memset";
+  }
 
   // A handle from another backend that the host cannot reach, and a stream of another backend.
   SimulatedBackend other({SimulatedDeviceSpec{.capacity_bytes = GiB, .backed = false}});

@@ -93,7 +93,7 @@ class Backend {
   void disable_peer_access(int device, int peer);
   [[nodiscard]] bool peer_access_enabled(int device, int peer) const;
 
-  // Segments allocated and not yet freed, and their bytes.
+  // Segments allocated and not yet freed, and their bytes on one device (InvalidArgument for a bad index).
   [[nodiscard]] std::size_t live_segment_count() const;
   [[nodiscard]] std::size_t live_bytes(int device) const;
   // True when `segment` is a live segment of this backend.
@@ -108,8 +108,9 @@ class Backend {
     std::byte* host_ptr = nullptr;
   };
 
-  // Live bytes of one kind on one device, from the registry (what OpenCL reports as used).
-  [[nodiscard]] std::size_t live_bytes(int device, MemoryKind kind) const;
+  // Live bytes on one device that the device itself provides: every kind but plain host memory (what OpenCL,
+  // having no free-memory query, reports as used).
+  [[nodiscard]] std::size_t live_device_bytes(int device) const;
 
  private:
   virtual DeviceInfo do_device_info(int device) const = 0;
@@ -130,6 +131,8 @@ class Backend {
   virtual void do_disable_peer_access(int device, int peer);
 
   void check_device(int device, std::string_view operation) const;
+  // One pass over the registry: bytes live on `device`, plain host memory included or not.
+  [[nodiscard]] std::size_t sum_live_bytes(int device, bool include_host_kind) const;
   // Valid indices of two different devices, and `peer` among `device`'s peers (NotSupported otherwise).
   void check_peer_pair(int device, int peer, std::string_view operation, bool must_be_peers) const;
   void check_stream(const Stream* stream, std::string_view operation) const;

@@ -513,9 +513,7 @@ MemoryInfo OpenCLBackend::do_memory_info(int device) const {
   // OpenCL has no free-memory query. Count what unimem allocated through the device's context; plain host
   // memory (MemoryKind::Host) does not come from the device.
   MemoryInfo info = impl_->devices[static_cast<std::size_t>(device)].info.memory;
-  const std::size_t used = live_bytes(device, MemoryKind::Device) +
-                           live_bytes(device, MemoryKind::PinnedHost) +
-                           live_bytes(device, MemoryKind::Unified);
+  const std::size_t used = live_device_bytes(device);
   info.free_bytes = info.total_bytes - std::min(used, info.total_bytes);
   return info;
 }
@@ -613,10 +611,6 @@ void OpenCLBackend::do_deallocate(const Segment& segment, Stream* stream) noexce
 
 void OpenCLBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
                               Stream* stream) {
-  if (stream != nullptr && dst.owner == this && stream->device() != dst.device) {
-    throw InvalidArgument("opencl::memset: stream of " + to_string(stream->device()) +
-                          " cannot order a memset of memory on " + to_string(dst.device));
-  }
   if (is_buffer(dst, this)) {
     const auto mem = static_cast<cl_mem>(dst.native);
     run(impl_->target(dst.device.index, stream), "clEnqueueFillBuffer",
