@@ -6,6 +6,24 @@
 
 namespace unimem {
 
+std::string quoted(std::string_view text, std::size_t limit) {
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+      out += static_cast<char>(byte);
+    } else {
+      out += "\\x";
+      out += kHex[byte >> 4U];
+      out += kHex[byte & 0xfU];
+    }
+  }
+  out += '\'';
+  if (text.size() > limit) out += " (cut, " + std::to_string(text.size()) + " bytes in all)";
+  return out;
+}
+
 BackendError::BackendError(std::string backend, std::int64_t code, std::string code_name,
                            const std::string& what)
     : Error(backend + ": " + what + " failed: " + code_name + " (" + std::to_string(code) + ")"),

@@ -15,14 +15,6 @@ namespace {
 constexpr std::string_view kSizeClassKeys = "min_block, max_block, max_pooled_per_bucket, per_thread_cache";
 constexpr std::string_view kCoalescingKeys = "initial, growth, max, max_step, release";
 
-// 'text', built by appending: GCC 12 warns wrongly (-Wrestrict) about "'" + std::string(...) at -O3.
-std::string quoted(std::string_view text) {
-  std::string result(1, '\'');
-  result += text;
-  result += '\'';
-  return result;
-}
-
 [[noreturn]] void bad_spec(std::string_view spec, const std::string& why) {
   throw InvalidArgument("resource spec '" + std::string(spec) + "': " + why);
 }

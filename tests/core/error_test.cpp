@@ -40,5 +40,12 @@ TEST(Error, OutOfMemoryNamesRequestAndDeviceState) {
   EXPECT_NE(what.find("fragmented"), std::string::npos) << what;
 }
 
+TEST(Error, QuotedEscapesBytesAndCutsLongText) {
+  EXPECT_EQ(quoted("sim:1GiB"), "'sim:1GiB'");
+  EXPECT_EQ(quoted(std::string_view("a\xff\nb\\", 5)), "'a\\xff\\x0ab\\x5c'");
+  const std::string cut = quoted(std::string(100000, 'x'), 10);
+  EXPECT_EQ(cut, "'xxxxxxxxxx' (cut, 100000 bytes in all)");
+}
+
 }  // namespace
 }  // namespace unimem

@@ -58,6 +58,30 @@ TEST(CheckedSize, ParseBytesRejectsBadText) {
   }
 }
 
+// Regressions: "." and a 400-digit number threw std::invalid_argument / std::out_of_range, and a fraction
+// past 2^63 came back as 2^63 after the rounding overflowed.
+TEST(CheckedSize, ParseBytesThrowsOnlyTypedErrorsAndNeverRoundsWrong) {
+  const std::string huge(400, '9');
+  for (const std::string& text : {std::string("."), std::string(".KiB"), huge, huge + ".5",
+                                  "1" + huge + "GiB", std::string("18446744073709551616"),
+                                  std::string("16384PiB"), std::string("0.4"), std::string("0.0000001KiB")}) {
+    try {
+      (void)parse_bytes(text);
+      ADD_FAILURE() << "no error for '" << text << "'";
+    } catch (const InvalidArgument& e) {
+      EXPECT_LE(std::string(e.what()).size(), 200U) << "a long input makes a long message: " << e.what();
+    }
+  }
+  EXPECT_EQ(parse_bytes("10000000000000000000.5"), 10000000000000000001ULL);
+  EXPECT_EQ(parse_bytes("18446744073709551615"), 18446744073709551615ULL);
+  EXPECT_EQ(parse_bytes("16383.999PiB"), 16383 * (std::size_t{1} << 50U) + 1125899906842624ULL * 999 / 1000);
+  EXPECT_EQ(parse_bytes("0.5KiB"), 512U);
+  EXPECT_EQ(parse_bytes("1.5"), 2U);
+  EXPECT_EQ(parse_bytes(".5MiB"), MiB / 2);
+  EXPECT_EQ(parse_bytes("0.1GiB"), 107374182U);  // 107374182.4 rounds down
+  EXPECT_EQ(parse_bytes("2."), 2U);
+}
+
 TEST(CheckedSize, FormatBytes) {
   EXPECT_EQ(format_bytes(0), "0 B");
   EXPECT_EQ(format_bytes(1023), "1023 B");

@@ -6,8 +6,13 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace unimem {
+
+// A caller's text made fit for a message: bytes that are not printable ASCII become \xNN (so messages stay
+// valid UTF-8 and JSON-safe) and anything past `limit` characters is cut, saying how long the text was.
+[[nodiscard]] std::string quoted(std::string_view text, std::size_t limit = 64);
 
 class Error : public std::runtime_error {
  public:
