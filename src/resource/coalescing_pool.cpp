@@ -514,7 +514,7 @@ Allocation CoalescingPool::do_allocate(std::size_t bytes, Stream* stream, std::s
   return Allocation{s.segments[r.segment].segment, r.offset, bytes, detail::make_cookie(index, r.generation)};
 }
 
-void CoalescingPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+bool CoalescingPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
@@ -522,7 +522,7 @@ void CoalescingPool::do_deallocate(const Allocation& allocation, Stream* stream)
     report_misuse("CoalescingPool::deallocate on " + to_string(device()) + ": allocation of " +
                   std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
                   " is not live here: already freed, or allocated by another resource");
-    return;
+    return false;
   }
   try {
     if (!detail::is_pool_stream(*this, stream)) {
@@ -533,9 +533,12 @@ void CoalescingPool::do_deallocate(const Allocation& allocation, Stream* stream)
     }
     s.free_range(index, stream);
   } catch (const std::exception& e) {
+    // The range stays allocated here, so the chain above must not count it as freed either.
     report_misuse("CoalescingPool::deallocate on " + to_string(device()) + ": " + e.what() +
                   "; the allocation stays out of use");
+    return false;
   }
+  return true;
 }
 
 std::size_t CoalescingPool::do_trim() {

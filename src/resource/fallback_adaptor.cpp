@@ -10,11 +10,6 @@
 namespace unimem {
 
 namespace {
-bool made_by(const MemoryResource& resource, const Segment& segment) noexcept {
-  return segment.owner == &resource.backend() && segment.device == resource.device() &&
-         segment.kind == resource.kind();
-}
-
 std::string describe(const MemoryResource& resource) {
   return to_string(resource.device()) + " " + std::string(to_string(resource.kind()));
 }
@@ -29,8 +24,10 @@ FallbackAdaptor::FallbackAdaptor(MemoryResource& primary, MemoryResource& second
   }
 }
 
-bool FallbackAdaptor::is_fallback(const Allocation& allocation) const noexcept {
-  return allocation.segment != nullptr && made_by(*secondary_, *allocation.segment);
+bool FallbackAdaptor::is_fallback(const Allocation& allocation) const {
+  if (fallback_live_count_.load(std::memory_order_acquire) == 0) return false;
+  const std::lock_guard lock(mutex_);
+  return fallback_live_.contains(AllocationKey(allocation));
 }
 
 Stream* FallbackAdaptor::secondary_stream(Stream* stream) const noexcept {
@@ -47,6 +44,14 @@ Allocation FallbackAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   } catch (const OutOfMemory& primary_failure) {
     try {
       const Allocation allocation = secondary_->allocate(bytes, secondary_stream(stream), alignment);
+      try {
+        const std::lock_guard lock(mutex_);
+        fallback_live_.insert(AllocationKey(allocation));
+        fallback_live_count_.store(fallback_live_.size(), std::memory_order_release);
+      } catch (...) {
+        secondary_->deallocate(allocation, secondary_stream(stream));
+        throw;
+      }
       fallbacks_.fetch_add(1, std::memory_order_relaxed);
       return allocation;
     } catch (const OutOfMemory& secondary_failure) {
@@ -57,18 +62,8 @@ Allocation FallbackAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   }
 }
 
-void FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  if (made_by(primary(), *allocation.segment)) {
-    ResourceAdaptor::do_deallocate(allocation, stream);
-    return;
-  }
-  if (!made_by(*secondary_, *allocation.segment)) {
-    report_misuse("FallbackAdaptor::deallocate: allocation of " + std::to_string(allocation.size) +
-                  " bytes on " + to_string(allocation.device()) + " " +
-                  std::string(to_string(allocation.kind())) + " belongs to neither " + describe(primary()) +
-                  " nor " + describe(*secondary_) + "; not forwarded");
-    return;
-  }
+bool FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (!is_fallback(allocation)) return ResourceAdaptor::do_deallocate(allocation, stream);
   Stream* const ordered_on = secondary_stream(stream);
   if (stream != nullptr && ordered_on == nullptr) {
     try {
@@ -77,7 +72,15 @@ void FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream
       report_misuse(std::string("FallbackAdaptor::deallocate: waiting for the stream failed: ") + e.what());
     }
   }
-  secondary_->deallocate(allocation, ordered_on);
+  // The lock is held across the free so that a second free of the same allocation racing this one finds the
+  // record gone only once the secondary has taken it back.
+  const std::lock_guard lock(mutex_);
+  const auto it = fallback_live_.find(AllocationKey(allocation));
+  if (it == fallback_live_.end()) return ResourceAdaptor::do_deallocate(allocation, stream);
+  if (!secondary_->deallocate(allocation, ordered_on)) return false;
+  fallback_live_.erase(it);
+  fallback_live_count_.store(fallback_live_.size(), std::memory_order_release);
+  return true;
 }
 
 std::size_t FallbackAdaptor::do_trim() {

@@ -29,12 +29,9 @@ Allocation HybridPool::do_allocate(std::size_t bytes, Stream* stream, std::size_
                                            : large_.allocate(bytes, stream, alignment);
 }
 
-void HybridPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  if (allocation.size <= options_.small_threshold) {
-    small_.deallocate(allocation, stream);
-  } else {
-    large_.deallocate(allocation, stream);
-  }
+bool HybridPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  return allocation.size <= options_.small_threshold ? small_.deallocate(allocation, stream)
+                                                     : large_.deallocate(allocation, stream);
 }
 
 std::size_t HybridPool::do_trim() {

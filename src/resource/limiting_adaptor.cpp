@@ -28,9 +28,10 @@ Allocation LimitingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   }
 }
 
-void LimitingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  ResourceAdaptor::do_deallocate(allocation, stream);
+bool LimitingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (!ResourceAdaptor::do_deallocate(allocation, stream)) return false;
   (void)release_bytes(in_use_, allocation.size, "LimitingAdaptor");
+  return true;
 }
 
 void LimitingAdaptor::throw_over_limit(std::size_t bytes, std::size_t in_use) const {

@@ -69,16 +69,31 @@ Allocation LoggingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::s
   try {
     allocation = ResourceAdaptor::do_allocate(bytes, stream, alignment);
   } catch (...) {
+    const std::lock_guard lock(mutex_);
     write_line("allocate failure", nullptr, bytes, stream);
     throw;
   }
-  write_line("allocate", allocation.address(), bytes, stream);
+  try {
+    const std::lock_guard lock(mutex_);
+    live_addresses_[AllocationKey(allocation)] = allocation.address();
+    write_line("allocate", allocation.address(), bytes, stream);
+  } catch (...) {
+    ResourceAdaptor::do_deallocate(allocation, stream);
+    throw;
+  }
   return allocation;
 }
 
-void LoggingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  write_line("free", allocation.address(), allocation.size, stream);
-  ResourceAdaptor::do_deallocate(allocation, stream);
+bool LoggingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  {
+    const std::lock_guard lock(mutex_);
+    const auto it = live_addresses_.find(AllocationKey(allocation));
+    if (it != live_addresses_.end()) {
+      write_line("free", it->second, allocation.size, stream);
+      live_addresses_.erase(it);
+    }
+  }
+  return ResourceAdaptor::do_deallocate(allocation, stream);
 }
 
 void LoggingAdaptor::write_line(std::string_view action, const void* pointer, std::size_t bytes,
@@ -87,8 +102,7 @@ void LoggingAdaptor::write_line(std::string_view action, const void* pointer, st
     std::string fields;
     fields += action;
     fields += ',' + hex(pointer) + ',' + std::to_string(bytes) + ',' + hex(stream) + '\n';
-    // The clock is read under the lock so that times never go backwards down the file.
-    const std::lock_guard lock(mutex_);
+    // The clock is read under the caller's lock so that times never go backwards down the file.
     const auto [it, inserted] =
         thread_numbers_.try_emplace(std::this_thread::get_id(), thread_numbers_.size());
     *out_ << it->second << ',' << time_of_day() << ',' << fields;

@@ -13,12 +13,12 @@ void MemoryResource::throw_bad_request(std::size_t bytes, std::size_t alignment)
                         " is not a power of two no larger than " + std::to_string(kMaxAlignment));
 }
 
-void MemoryResource::deallocate(const Allocation& allocation, Stream* stream) noexcept {
+bool MemoryResource::deallocate(const Allocation& allocation, Stream* stream) noexcept {
   if (!allocation) [[unlikely]] {
     report_misuse("deallocate: empty allocation on " + to_string(device_));
-    return;
+    return false;
   }
-  do_deallocate(allocation, stream);
+  return do_deallocate(allocation, stream);
 }
 
 }  // namespace unimem

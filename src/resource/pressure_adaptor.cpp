@@ -85,10 +85,11 @@ Allocation PressureAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   return allocation;
 }
 
-void PressureAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  ResourceAdaptor::do_deallocate(allocation, stream);
+bool PressureAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (!ResourceAdaptor::do_deallocate(allocation, stream)) return false;
   const std::optional<std::size_t> in_use = release_bytes(in_use_, allocation.size, "PressureAdaptor");
   if (in_use && level_for(*in_use) != level()) update_level();
+  return true;
 }
 
 void PressureAdaptor::update_level() noexcept {

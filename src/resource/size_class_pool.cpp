@@ -617,13 +617,13 @@ Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::si
                           alignment);
 }
 
-void SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
   detail::SizeClassState& s = *state_;
   if (!s.claim(allocation)) [[unlikely]] {
     report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": allocation of " +
                   std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
                   " is not live here: already freed, or allocated by another resource");
-    return;
+    return false;
   }
   if (!detail::is_pool_stream(*this, stream)) [[unlikely]] {
     report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": a stream of " +
@@ -632,7 +632,7 @@ void SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
       stream->synchronize();
     } catch (const std::exception& e) {
       report_misuse(std::string("SizeClassPool::deallocate: ") + e.what() + "; the block stays out of use");
-      return;
+      return false;
     }
     stream = nullptr;
   }
@@ -642,6 +642,7 @@ void SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
   } else {
     s.free_block(index, stream);
   }
+  return true;
 }
 
 void SizeClassPool::clear() {

@@ -23,11 +23,12 @@ Allocation StatisticsAdaptor::do_allocate(std::size_t bytes, Stream* stream, std
   return allocation;
 }
 
-void StatisticsAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  ResourceAdaptor::do_deallocate(allocation, stream);
+bool StatisticsAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  if (!ResourceAdaptor::do_deallocate(allocation, stream)) return false;
   Stripe& stripe = *stripes_[this_thread_stripe()];
   stripe.frees.fetch_add(1, std::memory_order_relaxed);
   (void)add_in_use(stripe, -static_cast<std::int64_t>(allocation.size));
+  return true;
 }
 
 std::int64_t StatisticsAdaptor::add_in_use(Stripe& stripe, std::int64_t delta) noexcept {

@@ -7,9 +7,9 @@ Allocation ThreadSafeAdaptor::do_allocate(std::size_t bytes, Stream* stream, std
   return ResourceAdaptor::do_allocate(bytes, stream, alignment);
 }
 
-void ThreadSafeAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+bool ThreadSafeAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
   const std::lock_guard lock(mutex_);
-  ResourceAdaptor::do_deallocate(allocation, stream);
+  return ResourceAdaptor::do_deallocate(allocation, stream);
 }
 
 std::size_t ThreadSafeAdaptor::do_trim() {

@@ -57,11 +57,6 @@ TrackingAdaptor::ScopedTag::~ScopedTag() {
   current_tag = std::move(previous_);
 }
 
-std::size_t TrackingAdaptor::KeyHash::operator()(const Key& key) const noexcept {
-  return std::hash<const void*>{}(key.segment) ^
-         (std::hash<std::size_t>{}(key.offset) * 0x9e3779b97f4a7c15ULL);
-}
-
 TrackingAdaptor::TrackingAdaptor(MemoryResource& upstream, TrackingOptions options)
     : ResourceAdaptor(upstream), options_(options) {}
 
@@ -92,8 +87,7 @@ Allocation TrackingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   try {
     const std::lock_guard lock(mutex_);
     record.id = next_id_++;
-    const auto [it, inserted] =
-        live_.try_emplace(Key{allocation.segment, allocation.offset}, std::move(record));
+    const auto [it, inserted] = live_.try_emplace(AllocationKey(allocation), std::move(record));
     if (!inserted) {
       report_misuse("TrackingAdaptor on " + to_string(device()) + ": the upstream handed out offset " +
                     std::to_string(allocation.offset) + " of segment #" +
@@ -109,25 +103,26 @@ Allocation TrackingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   return allocation;
 }
 
-void TrackingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  {
-    const std::lock_guard lock(mutex_);
-    const auto it = live_.find(Key{allocation.segment, allocation.offset});
-    if (it != live_.end() && it->second.bytes == allocation.size) {
-      live_bytes_ -= it->second.bytes;
-      live_.erase(it);
-    } else {
-      report_misuse("TrackingAdaptor::deallocate on " + to_string(device()) + ": allocation of " +
-                    std::to_string(allocation.size) + " bytes at offset " +
-                    std::to_string(allocation.offset) + " is not tracked here (" +
-                    (it == live_.end() ? std::string("already freed, or allocated elsewhere")
-                                       : "allocation #" + std::to_string(it->second.id) + " there has " +
-                                             std::to_string(it->second.bytes) + " bytes") +
-                    "); not forwarded");
-      return;
-    }
+bool TrackingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  // The lock is held across the forward: the record goes only when the chain below accepted the free (a stale
+  // handle can match a record by place and still be refused by the pool's generation check), and no other
+  // thread can be handed the same range before the record is gone.
+  const std::lock_guard lock(mutex_);
+  const auto it = live_.find(AllocationKey(allocation));
+  if (it == live_.end() || it->second.bytes != allocation.size) {
+    report_misuse("TrackingAdaptor::deallocate on " + to_string(device()) + ": allocation of " +
+                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
+                  " is not tracked here (" +
+                  (it == live_.end() ? std::string("already freed, or allocated elsewhere")
+                                     : "allocation #" + std::to_string(it->second.id) + " there has " +
+                                           std::to_string(it->second.bytes) + " bytes") +
+                  "); not forwarded");
+    return false;
   }
-  ResourceAdaptor::do_deallocate(allocation, stream);
+  if (!ResourceAdaptor::do_deallocate(allocation, stream)) return false;
+  live_bytes_ -= it->second.bytes;
+  live_.erase(it);
+  return true;
 }
 
 std::size_t TrackingAdaptor::live_count() const {

@@ -59,17 +59,18 @@ class BumpResource final : public MemoryResource {
     return Allocation{&segment_, offset, bytes, segment_.id};
   }
 
-  void do_deallocate(const Allocation& allocation, Stream* /*stream*/) noexcept override {
+  bool do_deallocate(const Allocation& allocation, Stream* /*stream*/) noexcept override {
     ++deallocate_calls_;
     const auto it = live_.find(allocation.offset);
     if (allocation.segment != &segment_ || it == live_.end() || it->second != allocation.size) {
       report_misuse("BumpResource: allocation at offset " + std::to_string(allocation.offset) +
                     " is not live");
-      return;
+      return false;
     }
     usage_.in_use_bytes -= it->second;
     live_.erase(it);
     if (live_.empty()) next_offset_ = 0;
+    return true;
   }
 
   std::size_t do_trim() override {

@@ -66,6 +66,27 @@ TEST(BackendResource, DoubleAndForeignFreesAreReportedNotActedOn) {
   EXPECT_EQ(sim.live_segment_count(), 0U);
 }
 
+// Regression: a forged offset freed the whole segment without a report.
+TEST(BackendResource, AFreeThatDoesNotMatchWhatWasHandedOutIsRefused) {
+  SimulatedBackend sim({SimulatedDeviceSpec{.capacity_bytes = MiB, .backed = false}});
+  BackendResource resource(sim, 0, MemoryKind::Device);
+  std::vector<std::string> reports;
+  const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
+  const Allocation a = resource.allocate(1000);
+  Allocation offset = a;
+  offset.offset += 256;
+  Allocation size = a;
+  size.size = 999;
+  EXPECT_FALSE(resource.deallocate(offset));
+  EXPECT_FALSE(resource.deallocate(size));
+  ASSERT_EQ(reports.size(), 2U);
+  EXPECT_NE(reports[0].find("does not match"), std::string::npos) << reports[0];
+  EXPECT_EQ(resource.live_allocations(), 1U);
+  EXPECT_EQ(sim.live_segment_count(), 1U);
+  EXPECT_TRUE(resource.deallocate(a));
+  EXPECT_EQ(sim.live_segment_count(), 0U);
+}
+
 TEST(BackendResource, OutOfMemoryComesFromTheDevice) {
   SimulatedBackend sim({SimulatedDeviceSpec{.capacity_bytes = MiB, .backed = false}});
   BackendResource resource(sim, 0, MemoryKind::Device);

@@ -191,7 +191,7 @@ class TestUpstream final : public MemoryResource {
     ++allocations_;
     return allocation;
   }
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override {
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override {
     {
       const std::lock_guard lock(mutex_);
       const auto it = live_.find({allocation.segment->id, allocation.offset});
@@ -204,7 +204,7 @@ class TestUpstream final : public MemoryResource {
       }
       ++deallocations_;
     }
-    inner_.deallocate(allocation, stream);
+    return inner_.deallocate(allocation, stream);
   }
   ResourceUsage do_usage() const override { return inner_.usage(); }
 

@@ -32,13 +32,19 @@ class BackendResource final : public MemoryResource {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   ResourceUsage do_usage() const override;
 
   int device_index_;
   mutable std::mutex mutex_;
+  // What was handed out, so that a free must match it exactly (a forged offset or size is refused).
+  struct Live {
+    Segment segment;
+    std::size_t offset;
+    std::size_t size;
+  };
   // Keyed by segment id; node-based, so the Segment an Allocation points to stays put while it is live.
-  std::unordered_map<std::uint64_t, Segment> live_;
+  std::unordered_map<std::uint64_t, Live> live_;
   ResourceUsage usage_;
 };
 

@@ -72,7 +72,7 @@ class CoalescingPool final : public MemoryResource {
   struct State;
 
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   // Gives wholly free segments back (when options().release_free_segments); the bytes released.
   std::size_t do_trim() override;
   ResourceUsage do_usage() const override;

@@ -3,9 +3,12 @@
 // one (typically host memory behind a device pool), counting each fallback. The adaptor presents the
 // primary's backend, device and kind; usage() is the sum of both sides plus its own fallback count.
 //
-// A free goes back to the side that made the allocation, told apart by the allocation's segment (its backend,
-// device and memory kind), so the allocating resource's cookie is left untouched. The two resources must
-// therefore differ in backend, device or kind (InvalidArgument otherwise).
+// A free goes back to the side that made the allocation. The adaptor remembers the secondary's live
+// allocations (by AllocationKey; fallbacks are rare, and with none live a free costs one atomic load), and
+// sends everything else to the primary, which rejects what it did not hand out. The allocation's segment is
+// never read, since a stale handle's segment may have been given back by a trim. The two resources must
+// differ in backend, device or kind (InvalidArgument otherwise), so that their allocations never share a
+// segment.
 //
 // Streams: the primary's stream is passed on to the secondary only when it belongs to the secondary's backend
 // and device. Otherwise the secondary allocates in host order, and a free on such a stream first waits for
@@ -16,6 +19,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <unordered_set>
 
 #include "unimem/resource/resource_adaptor.hpp"
 
@@ -31,12 +36,12 @@ class FallbackAdaptor final : public ResourceAdaptor {
   [[nodiscard]] std::uint64_t fallback_count() const noexcept {
     return fallbacks_.load(std::memory_order_relaxed);
   }
-  // True when `allocation` lives in the secondary resource.
-  [[nodiscard]] bool is_fallback(const Allocation& allocation) const noexcept;
+  // True when `allocation` is live in the secondary resource.
+  [[nodiscard]] bool is_fallback(const Allocation& allocation) const;
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   std::size_t do_trim() override;
   ResourceUsage do_usage() const override;
 
@@ -45,6 +50,9 @@ class FallbackAdaptor final : public ResourceAdaptor {
 
   MemoryResource* secondary_;
   std::atomic<std::uint64_t> fallbacks_{0};
+  mutable std::mutex mutex_;  // guards fallback_live_
+  std::unordered_set<AllocationKey, AllocationKeyHash> fallback_live_;
+  std::atomic<std::size_t> fallback_live_count_{0};  // fallback_live_.size(), read without the lock
 };
 
 }  // namespace unimem

@@ -33,7 +33,7 @@ class HybridPool final : public MemoryResource {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   std::size_t do_trim() override;
   ResourceUsage do_usage() const override;
 

@@ -24,7 +24,7 @@ class LimitingAdaptor final : public ResourceAdaptor {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
 
   [[noreturn]] void throw_over_limit(std::size_t bytes, std::size_t in_use) const;
 

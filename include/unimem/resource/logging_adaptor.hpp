@@ -12,8 +12,10 @@
 // Stream* in hex, 0x0 for none.
 //
 // A free is logged before it is forwarded and an allocation after it returns, so a replay never sees an
-// address handed out again before its free. Thread-safe: one mutex around each write. A write that fails is
-// reported through report_misuse(), never thrown through.
+// address handed out again before its free. The adaptor remembers each live allocation's address, so a free
+// of something it did not hand out (a double or stale free) is forwarded unlogged, for the resource below to
+// report, without reading the possibly freed segment it names. Thread-safe: one mutex around each write. A
+// write that fails is reported through report_misuse(), never thrown through.
 
 #include <cstddef>
 #include <cstdint>
@@ -49,8 +51,9 @@ class LoggingAdaptor final : public ResourceAdaptor {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
 
+  // Writes one line; the caller holds mutex_.
   void write_line(std::string_view action, const void* pointer, std::size_t bytes,
                   const Stream* stream) noexcept;
 
@@ -58,6 +61,7 @@ class LoggingAdaptor final : public ResourceAdaptor {
   std::ostream* out_;
   std::mutex mutex_;
   std::unordered_map<std::thread::id, std::uint64_t> thread_numbers_;
+  std::unordered_map<AllocationKey, const void*, AllocationKeyHash> live_addresses_;
   bool write_failed_ = false;  // reported once
 };
 

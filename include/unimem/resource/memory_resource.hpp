@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "unimem/backend/segment.hpp"
 #include "unimem/backend/stream.hpp"
@@ -40,20 +41,41 @@ struct Allocation {
     return segment != nullptr ? static_cast<std::byte*>(segment->native) + offset : nullptr;
   }
   [[nodiscard]] DeviceId device() const noexcept { return segment != nullptr ? segment->device : DeviceId{}; }
-  [[nodiscard]] MemoryKind kind() const noexcept { return segment != nullptr ? segment->kind : MemoryKind::Host; }
+  [[nodiscard]] MemoryKind kind() const noexcept {
+    return segment != nullptr ? segment->kind : MemoryKind::Host;
+  }
   [[nodiscard]] Backend* backend() const noexcept { return segment != nullptr ? segment->owner : nullptr; }
+};
+
+// Where an allocation lies: its segment and offset, unique among live allocations. Adaptors key their records
+// of live allocations by it, comparing the segment pointer without reading the segment, which a stale or
+// double-freed handle may name after it was given back.
+struct AllocationKey {
+  const Segment* segment = nullptr;
+  std::size_t offset = 0;
+
+  explicit AllocationKey(const Allocation& allocation) noexcept
+      : segment(allocation.segment), offset(allocation.offset) {}
+  friend bool operator==(const AllocationKey&, const AllocationKey&) = default;
+};
+
+struct AllocationKeyHash {
+  std::size_t operator()(const AllocationKey& key) const noexcept {
+    return std::hash<const void*>{}(key.segment) ^
+           (std::hash<std::size_t>{}(key.offset) * 0x9e3779b97f4a7c15ULL);
+  }
 };
 
 // What a resource holds and hands out now; adaptors report their upstream's figures.
 struct ResourceUsage {
-  std::size_t reserved_bytes = 0;      // held from the backend (segments), in use or cached
-  std::size_t in_use_bytes = 0;        // handed out and not yet freed (after the resource's rounding)
-  std::size_t largest_free_range = 0;  // the largest request servable without asking the backend again
+  std::size_t reserved_bytes = 0;            // held from the backend (segments), in use or cached
+  std::size_t in_use_bytes = 0;              // handed out and not yet freed (after the resource's rounding)
+  std::size_t largest_free_range = 0;        // the largest request servable without asking the backend again
   std::uint64_t upstream_allocations = 0;    // segments obtained from the backend so far
   std::uint64_t upstream_deallocations = 0;  // segments returned to the backend so far
-  std::uint64_t cache_hits = 0;    // allocations served from memory already held (pools)
-  std::uint64_t cache_misses = 0;  // allocations that needed new memory from upstream
-  std::uint64_t fallbacks = 0;     // allocations served by a fallback resource (FallbackAdaptor)
+  std::uint64_t cache_hits = 0;              // allocations served from memory already held (pools)
+  std::uint64_t cache_misses = 0;            // allocations that needed new memory from upstream
+  std::uint64_t fallbacks = 0;               // allocations served by a fallback resource (FallbackAdaptor)
 
   [[nodiscard]] std::size_t free_bytes() const noexcept { return reserved_bytes - in_use_bytes; }
   // 1 - largest free range / free bytes: 0 when the free memory is one range, towards 1 when it is shattered.
@@ -80,9 +102,10 @@ class MemoryResource {
     return do_allocate(bytes, stream, alignment);
   }
 
-  // Gives an allocation back, ordered on `stream`. Never throws: an empty, foreign or already-freed
-  // allocation is reported through report_misuse() and otherwise ignored.
-  void deallocate(const Allocation& allocation, Stream* stream = nullptr) noexcept;
+  // Gives an allocation back, ordered on `stream`; true when the free was accepted. Never throws: an empty,
+  // foreign, forged or already-freed allocation is reported once through report_misuse(), changes nothing,
+  // and returns false, so that adaptors above count only the frees the chain below accepted.
+  bool deallocate(const Allocation& allocation, Stream* stream = nullptr) noexcept;
 
   // Returns cached memory that is wholly free to the backend; the bytes released. Adaptors forward it.
   std::size_t trim() { return do_trim(); }
@@ -106,7 +129,8 @@ class MemoryResource {
 
  private:
   virtual Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) = 0;
-  virtual void do_deallocate(const Allocation& allocation, Stream* stream) noexcept = 0;
+  // True when the free was accepted; a rejected free is reported by the resource that rejected it.
+  virtual bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept = 0;
   virtual std::size_t do_trim() { return 0; }
   virtual ResourceUsage do_usage() const = 0;
   virtual bool do_is_equal(const MemoryResource& /*other*/) const noexcept { return false; }

@@ -62,7 +62,7 @@ class PressureAdaptor final : public ResourceAdaptor {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
 
   // Moves the level to match the bytes in use, then notifies. Never throws.
   void update_level() noexcept;

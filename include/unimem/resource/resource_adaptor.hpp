@@ -24,8 +24,8 @@ class ResourceAdaptor : public MemoryResource {
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override {
     return upstream_->allocate(bytes, stream, alignment);
   }
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override {
-    upstream_->deallocate(allocation, stream);
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override {
+    return upstream_->deallocate(allocation, stream);
   }
   std::size_t do_trim() override { return upstream_->trim(); }
   ResourceUsage do_usage() const override { return upstream_->usage(); }

@@ -86,7 +86,7 @@ class SizeClassPool final : public MemoryResource {
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   std::size_t do_trim() override { return shrink(0); }
   ResourceUsage do_usage() const override;
 

@@ -47,7 +47,7 @@ class StatisticsAdaptor final : public ResourceAdaptor {
   };
 
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
 
   // Adds `delta` to the calling thread's stripe; returns the in-use figure the thread can see.
   std::int64_t add_in_use(Stripe& stripe, std::int64_t delta) noexcept;

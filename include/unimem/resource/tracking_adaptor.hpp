@@ -82,22 +82,12 @@ class TrackingAdaptor final : public ResourceAdaptor {
   [[nodiscard]] std::string leak_report() const;
 
  private:
-  // An allocation is identified by where it lies: its segment and offset.
-  struct Key {
-    const Segment* segment;
-    std::size_t offset;
-    friend bool operator==(const Key&, const Key&) = default;
-  };
-  struct KeyHash {
-    std::size_t operator()(const Key& key) const noexcept;
-  };
-
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
-  void do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
 
   TrackingOptions options_;
   mutable std::mutex mutex_;
-  std::unordered_map<Key, TrackedAllocation, KeyHash> live_;
+  std::unordered_map<AllocationKey, TrackedAllocation, AllocationKeyHash> live_;
   std::uint64_t next_id_ = 1;
   std::size_t live_bytes_ = 0;
 };
