@@ -371,6 +371,7 @@ bool MemoryManager::remove_pressure_callback(std::uint64_t id) {
 
 void MemoryManager::notify_pressure(DeviceId device, PressureLevel previous, PressureLevel current) const {
   // Called by a PressureAdaptor, which reports what escapes (a throwing callback included).
+  if (NamedBuffers::defer_pressure_change(*this, device, previous, current)) return;
   std::vector<std::shared_ptr<const PressureCallback>> to_notify;
   {
     const std::lock_guard lock(callbacks_mutex_);

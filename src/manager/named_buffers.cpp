@@ -5,19 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/tracking_adaptor.hpp"
 
 namespace unimem {
 
 namespace {
-
-std::string quoted(std::string_view name) {
-  return "'" + std::string(name) + "'";
-}
 
 void check_max_size(std::string_view name, std::size_t bytes, const BufferConfig& config) {
   if (config.max_size_bytes != 0 && bytes > config.max_size_bytes) {
@@ -57,7 +55,44 @@ void copy_contents(const RawBuffer& to, const RawBuffer& from) {
   via->copy(dst, to.allocation().offset, src, from.allocation().offset, from.bytes());
 }
 
+struct PendingPressureChange {
+  const MemoryManager* manager;
+  DeviceId device;
+  PressureLevel previous;
+  PressureLevel current;
+};
+thread_local int named_locks_held = 0;
+thread_local std::vector<PendingPressureChange> pending_pressure_changes;
+
 }  // namespace
+
+MemoryManager::NamedBuffers::Lock::Lock(const MemoryManager& manager) : lock_(manager.named_->mutex) {
+  ++named_locks_held;
+}
+
+MemoryManager::NamedBuffers::Lock::~Lock() {
+  lock_.unlock();
+  if (--named_locks_held != 0) return;
+  // A callback may itself make named-buffer calls that queue more changes: deliver until none are left.
+  while (!pending_pressure_changes.empty()) {
+    std::vector<PendingPressureChange> changes;
+    changes.swap(pending_pressure_changes);
+    for (const PendingPressureChange& change : changes) {
+      try {
+        change.manager->notify_pressure(change.device, change.previous, change.current);
+      } catch (const std::exception& e) {
+        report_misuse(std::string("MemoryManager: a pressure callback threw: ") + e.what());
+      }
+    }
+  }
+}
+
+bool MemoryManager::NamedBuffers::defer_pressure_change(const MemoryManager& manager, DeviceId device,
+                                                        PressureLevel previous, PressureLevel current) {
+  if (named_locks_held == 0) return false;
+  pending_pressure_changes.push_back(PendingPressureChange{&manager, device, previous, current});
+  return true;
+}
 
 RawBuffer MemoryManager::allocate_tagged(std::string_view name, ElementType element, std::size_t count,
                                          const BufferConfig& config) {
@@ -79,7 +114,7 @@ RawView MemoryManager::allocate_named(std::string_view name, ElementType element
   const std::size_t bytes = checked_mul(count, element.size);
   check_max_size(name, bytes, config);
 
-  const std::lock_guard lock(named_->mutex);
+  const NamedBuffers::Lock lock(*this);
   if (named_->buffers.contains(name)) {
     throw InvalidArgument("named buffer " + quoted(name) + " already exists (free it first)");
   }
@@ -105,7 +140,7 @@ RawView MemoryManager::find_named(std::string_view name, ElementType element) co
 }
 
 RawView MemoryManager::grow_named(std::string_view name, ElementType element, std::size_t count) {
-  const std::lock_guard lock(named_->mutex);
+  const NamedBuffers::Lock lock(*this);
   const auto it = named_->buffers.find(name);
   if (it == named_->buffers.end()) {
     throw InvalidArgument("MemoryManager::ensure_capacity: no named buffer " + quoted(name));
@@ -140,7 +175,7 @@ RawView MemoryManager::grow_named(std::string_view name, ElementType element, st
 }
 
 void MemoryManager::free(std::string_view name) {
-  const std::lock_guard lock(named_->mutex);
+  const NamedBuffers::Lock lock(*this);
   const auto it = named_->buffers.find(name);
   if (it == named_->buffers.end())
     throw InvalidArgument("MemoryManager::free: no named buffer " + quoted(name));
@@ -150,7 +185,7 @@ void MemoryManager::free(std::string_view name) {
 
 TransferFuture MemoryManager::transfer_named(std::string_view name, ElementType element,
                                              const Transfer& transfer) {
-  const std::lock_guard lock(named_->mutex);
+  const NamedBuffers::Lock lock(*this);
   const auto it = named_->buffers.find(name);
   if (it == named_->buffers.end()) {
     throw InvalidArgument("MemoryManager: asynchronous copy with no named buffer " + quoted(name));

@@ -23,6 +23,25 @@ struct MemoryManager::NamedBuffers {
     std::chrono::steady_clock::time_point since;  // allocated or last grown
   };
 
+  // Holds `mutex` for a named-buffer call that allocates or frees. The pressure changes those allocations and
+  // frees cause are held back and delivered once the thread holds no named-buffer lock any more, so that a
+  // callback never runs under the mutex and may call any of the manager's functions.
+  class Lock {
+   public:
+    explicit Lock(const MemoryManager& manager);
+    ~Lock();
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+    Lock(Lock&&) = delete;
+    Lock& operator=(Lock&&) = delete;
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+  };
+  // True when the calling thread holds a Lock: the change is queued for delivery when it is released.
+  static bool defer_pressure_change(const MemoryManager& manager, DeviceId device, PressureLevel previous,
+                                    PressureLevel current);
+
   mutable std::mutex mutex;
   std::map<std::string, Entry, std::less<>> buffers;
   std::size_t bytes = 0;

@@ -16,9 +16,9 @@
 // the memory of unnamed ones is gone, and using or destroying them afterwards is undefined.
 //
 // Thread-safe: the stacks are thread-safe, the named buffers sit behind one mutex, the pressure subscribers
-// behind another. A pressure callback runs on the thread whose allocation or free changed the level; when
-// that was a named-buffer call, the named-buffer mutex is held, so such a callback must not call the
-// named-buffer functions (it may call stats, pressure, shrink, clear_pool and allocate unnamed buffers).
+// behind another. A pressure callback runs on the thread whose allocation or free changed the level, with no
+// unimem mutex held: a change caused inside a named-buffer call is delivered when that call has released the
+// named-buffer mutex, just before it returns. A callback may therefore call any of the manager's functions.
 // Views returned by get()/allocate()/ensure_capacity() do not keep a named buffer alive: free() or a growth
 // invalidates them.
 
