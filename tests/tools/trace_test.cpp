@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,11 +80,43 @@ TEST(Trace, RejectsEachMalformedLineNamingFileAndLine) {
       {"0,t,allocate,0x10,8,0x0\n", "allocation of pointer 0x10, which is already live"},
       {"0,t,free,0x10,9,0x0\n", "with size 9, allocated with size 8"},
       {"0,t,allocate,0x20,0,0x0\n", "allocation of 0 bytes"},
+      // Regressions: 2^64-1 parsed and then failed in the replay with no file or line.
+      {"0,t,allocate,0x20,18446744073709551615,0x0\n", "larger than 2^63 bytes"},
+      {"0,t,allocate,0x20,18446744073709551616,0x0\n", "is not a decimal byte count"},
   };
   for (const auto& [line, why] : cases) {
     const std::string message = parse_error(ok + line);
     EXPECT_NE(message.find("t.csv:3: "), std::string::npos) << line << " -> " << message;
     EXPECT_NE(message.find(why), std::string::npos) << line << " -> " << message;
+  }
+}
+
+// Regression: three allocations of 2^63 bytes wrapped the live-byte sum and printed a peak of 2^63.
+TEST(Trace, LiveBytesThatWouldPass2To64AreAnError) {
+  const std::string message = parse_error(
+      "0,t,allocate,0x10,9223372036854775808,0x0\n"
+      "0,t,allocate,0x20,9223372036854775808,0x0\n");
+  EXPECT_NE(message.find("t.csv:3: "), std::string::npos) << message;
+  EXPECT_NE(message.find("would pass 2^64"), std::string::npos) << message;
+}
+
+// Regression: a 1 MB size field made a 1 MB error message.
+TEST(Trace, MessagesStayShortWhateverTheLine) {
+  const std::string field(1'000'000, '7');
+  for (const std::string& line : {"0,t,allocate,0x20," + field + ",0x0\n", "0,t," + field + ",0x20,8,0x0\n",
+                                  "0,t,allocate,0x" + field + "z,8,0x0\n", field + "\n"}) {
+    const std::string message = parse_error(line);
+    EXPECT_FALSE(message.empty());
+    EXPECT_LT(message.size(), 512U) << message.substr(0, 600);
+  }
+}
+
+TEST(Trace, LoadNamesADirectory) {
+  try {
+    (void)load_trace(std::filesystem::temp_directory_path());
+    ADD_FAILURE() << "a directory was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
   }
 }
 

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "unimem/backend/backend_registry.hpp"
@@ -19,11 +22,22 @@
 
 namespace {
 
+// Bounds on counts, so that a typo cannot start a run that never ends.
+constexpr int kMaxRepeat = 100'000;
+constexpr int kMaxThreads = 1024;
+constexpr std::size_t kMaxPairs = 1'000'000'000;
+
 unimem::BackendRegistryOptions registry_options(const std::vector<std::string>& sim_specs) {
   unimem::BackendRegistryOptions options;
   for (const auto& spec : sim_specs)
     options.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
   return options;
+}
+
+// JSON text for standard output. File names and device names may hold bytes that are not UTF-8; they are
+// replaced (U+FFFD) rather than aborting the output.
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::vector<std::size_t> parse_sizes(const std::vector<std::string>& texts) {
@@ -56,7 +70,7 @@ int run_replay(const ReplayArguments& args) {
   const auto results = unimem::cli::replay_stacks(
       trace, selection.front(), specs, {.repeat = args.repeat, .progress = unimem::cli::terminal_progress()});
   if (args.json) {
-    std::cout << unimem::cli::replay_json(trace, selection.front(), args.repeat, results).dump(2) << '\n';
+    std::cout << json_text(unimem::cli::replay_json(trace, selection.front(), args.repeat, results)) << '\n';
   } else {
     std::cout << unimem::cli::replay_table(trace, selection.front(), args.repeat, results);
   }
@@ -90,7 +104,7 @@ int main(int argc, char** argv) {
                      "host, opencl:N, cuda:N or sim:SIZE[:backed] (default: " +
                          std::string(unimem::cli::kDefaultReplayDevice) + ", unbacked)");
   replay->add_option("--repeat", replay_args.repeat, "Timed repeats; times are their median")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxRepeat));
   replay->add_flag("--json", replay_args.json, "Print JSON instead of a table");
   replay->add_flag("--lenient", replay_args.lenient, "Skip and count malformed lines instead of stopping");
 
@@ -110,11 +124,13 @@ int main(int argc, char** argv) {
       ->expected(1, -1);
   alloc->add_option("--size", alloc_sizes, "Allocation sizes (default: 256B to 1MiB, steps of 4x)")
       ->expected(1, -1);
-  alloc->add_option("--threads", alloc_options.threads, "Thread counts (default: 1 2)")->expected(1, -1);
+  alloc->add_option("--threads", alloc_options.threads, "Thread counts (default: 1 2)")
+      ->expected(1, -1)
+      ->check(CLI::Range(1, kMaxThreads));
   alloc->add_option("--pairs", alloc_options.pairs, "Pairs per thread and repeat")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(std::size_t{1}, kMaxPairs));
   alloc->add_option("--repeat", alloc_options.repeat, "Repeats; times are their median")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxRepeat));
   alloc->add_flag("--json", alloc_json, "Print JSON instead of a table");
 
   unimem::cli::TransferBenchOptions transfer_options;
@@ -127,17 +143,33 @@ int main(int argc, char** argv) {
   transfer->add_option("--size", transfer_sizes, "Copy sizes (default: 4KiB to 256MiB, steps of 4x)")
       ->expected(1, -1);
   transfer->add_option("--repeat", transfer_options.repeat, "Repeats; the best counts")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxRepeat));
   transfer->add_flag("--json", transfer_json, "Print JSON instead of a table");
 
-  CLI11_PARSE(app, argc, argv);
+  // CLI11 reports an unknown command only as "a subcommand is required"; name it.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string command = argv[1];
+    const std::vector<const CLI::App*> known =
+        std::as_const(app).get_subcommands([&](const CLI::App* sub) { return sub->get_name() == command; });
+    if (known.empty()) {
+      std::cerr << "unimem: unknown command " << unimem::quoted(command)
+                << " (info, replay, bench; see --help)\n";
+      return 1;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every malformed argument exits 1, as every other error does.
+    return app.exit(e) == 0 ? 0 : 1;
+  }
 
   try {
     if (info->parsed()) {
       const unimem::BackendRegistry registry(registry_options(sim_specs));
       const unimem::PlatformInfo platform = unimem::detect_platform();
       if (json) {
-        std::cout << unimem::cli::info_json(registry, platform).dump(2) << '\n';
+        std::cout << json_text(unimem::cli::info_json(registry, platform)) << '\n';
       } else {
         std::cout << unimem::cli::info_table(registry, platform);
       }
@@ -149,7 +181,7 @@ int main(int argc, char** argv) {
       const unimem::cli::DeviceSelection selection({alloc_device});
       const auto rows = unimem::cli::bench_alloc(selection.front(), alloc_options);
       if (alloc_json) {
-        std::cout << unimem::cli::alloc_bench_json(selection.front(), alloc_options, rows).dump(2) << '\n';
+        std::cout << json_text(unimem::cli::alloc_bench_json(selection.front(), alloc_options, rows)) << '\n';
       } else {
         std::cout << unimem::cli::alloc_bench_table(selection.front(), alloc_options, rows);
       }
@@ -159,7 +191,7 @@ int main(int argc, char** argv) {
       const unimem::cli::DeviceSelection selection(transfer_devices);
       const auto rows = unimem::cli::bench_transfer(selection.devices(), transfer_options);
       if (transfer_json) {
-        std::cout << unimem::cli::transfer_bench_json(selection.devices(), transfer_options, rows).dump(2)
+        std::cout << json_text(unimem::cli::transfer_bench_json(selection.devices(), transfer_options, rows))
                   << '\n';
       } else {
         std::cout << unimem::cli::transfer_bench_table(selection.devices(), rows);
@@ -167,6 +199,10 @@ int main(int argc, char** argv) {
     }
   } catch (const unimem::Error& e) {
     std::cerr << "unimem: " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    // Not a typed unimem error, so a defect of ours: still a message and exit status 1, never an abort.
+    std::cerr << "unimem: internal error: " << e.what() << '\n';
     return 1;
   }
   return 0;

@@ -1,7 +1,9 @@
 #include "unimem/trace.hpp"
 
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <unordered_map>
@@ -52,15 +54,9 @@ std::optional<std::uint64_t> parse_pointer(std::string_view text) {
   return std::nullopt;
 }
 
-// 'line', shortened past kQuotedLineLimit. Built by appending: GCC 12 warns wrongly (-Wrestrict) about
-// "'" + std::string(...) at -O3.
-std::string quote(std::string_view line) {
-  std::string result(1, '\'');
-  result += line.substr(0, kQuotedLineLimit);
-  if (line.size() > kQuotedLineLimit) result += "...";
-  result += '\'';
-  return result;
-}
+// No device holds 2^63 bytes; the bound keeps every later rounding (alignment, size classes) from
+// overflowing.
+constexpr std::uint64_t kMaxEventBytes = std::uint64_t{1} << 63U;
 
 class TraceBuilder {
  public:
@@ -73,17 +69,20 @@ class TraceBuilder {
     const std::string_view action = (*fields)[2];
     const std::string_view pointer_text = (*fields)[3];
     const auto size = parse_unsigned((*fields)[4], 10);
-    if (!size) return "size '" + std::string((*fields)[4]) + "' is not a decimal byte count";
+    if (!size) return "size " + quoted((*fields)[4]) + " is not a decimal byte count below 2^64";
+    if (*size > kMaxEventBytes) {
+      return "size " + std::to_string(*size) + " is larger than 2^63 bytes, more than any device holds";
+    }
     if (action == "allocate failure") {
       ++trace_.recorded_failures;
       return {};
     }
     const auto pointer = parse_pointer(pointer_text);
     if (!pointer)
-      return "pointer '" + std::string(pointer_text) + "' is not a 0x-prefixed hexadecimal address";
+      return "pointer " + quoted(pointer_text) + " is not a 0x-prefixed hexadecimal address below 2^64";
     if (action == "allocate") return allocate(*pointer, *size);
     if (action == "free") return free(*pointer, *size);
-    return "unknown action '" + std::string(action) + "' (expected allocate, free or allocate failure)";
+    return "unknown action " + quoted(action) + " (expected allocate, free or allocate failure)";
   }
 
   Trace finish() {
@@ -103,6 +102,11 @@ class TraceBuilder {
   std::string allocate(std::uint64_t pointer, std::uint64_t size) {
     if (size == 0) return "allocation of 0 bytes";
     if (live_.contains(pointer)) return "allocation of pointer " + hex(pointer) + ", which is already live";
+    std::size_t live_after = 0;
+    if (__builtin_add_overflow(live_bytes_, size, &live_after)) {
+      return "allocation of " + std::to_string(size) + " bytes with " + std::to_string(live_bytes_) +
+             " bytes live: the live bytes would pass 2^64";
+    }
     std::uint32_t slot = trace_.slot_count;
     if (free_slots_.empty()) {
       ++trace_.slot_count;
@@ -113,7 +117,7 @@ class TraceBuilder {
     live_.emplace(pointer, Live{slot, size});
     trace_.events.push_back(TraceEvent{pointer, size, slot, TraceAction::Allocate});
     ++trace_.allocations;
-    live_bytes_ += size;
+    live_bytes_ = live_after;
     if (live_bytes_ > trace_.peak_live_bytes) {
       trace_.peak_live_bytes = live_bytes_;
       trace_.peak_live_event = trace_.events.size() - 1;
@@ -165,14 +169,14 @@ Trace parse_trace(std::istream& in, std::string_view source, const TraceParseOpt
     if (!header_seen) {
       if (text != kHeader) {
         throw InvalidArgument(where(line_number) + "expected the header '" + std::string(kHeader) +
-                              "', found " + quote(text));
+                              "', found " + quoted(text, kQuotedLineLimit));
       }
       header_seen = true;
       continue;
     }
     std::string problem = builder.add(text);
     if (problem.empty()) continue;
-    problem = where(line_number) + problem + " in " + quote(text);
+    problem = where(line_number) + problem + " in " + quoted(text, kQuotedLineLimit);
     if (!options.lenient) throw InvalidArgument(problem);
     Trace& trace = builder.trace();
     if (trace.skipped_lines++ == 0) trace.first_skipped = std::move(problem);
@@ -184,8 +188,14 @@ Trace parse_trace(std::istream& in, std::string_view source, const TraceParseOpt
 }
 
 Trace load_trace(const std::filesystem::path& path, const TraceParseOptions& options) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    throw InvalidArgument("cannot read trace " + quoted(path.string(), 256) + ": it is a directory");
+  }
   std::ifstream in(path);
-  if (!in) throw InvalidArgument("cannot open trace '" + path.string() + "'");
+  if (!in) {
+    throw InvalidArgument("cannot open trace " + quoted(path.string(), 256) + ": " + std::strerror(errno));
+  }
   return parse_trace(in, path.string(), options);
 }
 
