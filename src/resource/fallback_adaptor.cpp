@@ -63,7 +63,16 @@ Allocation FallbackAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
 }
 
 bool FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  if (!is_fallback(allocation)) return ResourceAdaptor::do_deallocate(allocation, stream);
+  // The record is taken out before the secondary frees (so a second free racing this one goes to the primary,
+  // which reports it) and put back if the secondary refuses. No lock is held across either free, since both
+  // may reach user callbacks (pressure adaptors in the stacks).
+  bool fallback = false;
+  if (fallback_live_count_.load(std::memory_order_acquire) != 0) {
+    const std::lock_guard lock(mutex_);
+    fallback = fallback_live_.erase(AllocationKey(allocation)) != 0;
+    fallback_live_count_.store(fallback_live_.size(), std::memory_order_release);
+  }
+  if (!fallback) return ResourceAdaptor::do_deallocate(allocation, stream);
   Stream* const ordered_on = secondary_stream(stream);
   if (stream != nullptr && ordered_on == nullptr) {
     try {
@@ -72,15 +81,16 @@ bool FallbackAdaptor::do_deallocate(const Allocation& allocation, Stream* stream
       report_misuse(std::string("FallbackAdaptor::deallocate: waiting for the stream failed: ") + e.what());
     }
   }
-  // The lock is held across the free so that a second free of the same allocation racing this one finds the
-  // record gone only once the secondary has taken it back.
-  const std::lock_guard lock(mutex_);
-  const auto it = fallback_live_.find(AllocationKey(allocation));
-  if (it == fallback_live_.end()) return ResourceAdaptor::do_deallocate(allocation, stream);
-  if (!secondary_->deallocate(allocation, ordered_on)) return false;
-  fallback_live_.erase(it);
-  fallback_live_count_.store(fallback_live_.size(), std::memory_order_release);
-  return true;
+  if (secondary_->deallocate(allocation, ordered_on)) return true;
+  try {
+    const std::lock_guard lock(mutex_);
+    fallback_live_.insert(AllocationKey(allocation));
+    fallback_live_count_.store(fallback_live_.size(), std::memory_order_release);
+  } catch (const std::exception& e) {
+    report_misuse(std::string("FallbackAdaptor: could not restore the record of a refused free: ") +
+                  e.what());
+  }
+  return false;
 }
 
 std::size_t FallbackAdaptor::do_trim() {

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "unimem/core/error.hpp"
@@ -104,25 +106,37 @@ Allocation TrackingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
 }
 
 bool TrackingAdaptor::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  // The lock is held across the forward: the record goes only when the chain below accepted the free (a stale
-  // handle can match a record by place and still be refused by the pool's generation check), and no other
-  // thread can be handed the same range before the record is gone.
-  const std::lock_guard lock(mutex_);
-  const auto it = live_.find(AllocationKey(allocation));
-  if (it == live_.end() || it->second.bytes != allocation.size) {
-    report_misuse("TrackingAdaptor::deallocate on " + to_string(device()) + ": allocation of " +
-                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
-                  " is not tracked here (" +
-                  (it == live_.end() ? std::string("already freed, or allocated elsewhere")
-                                     : "allocation #" + std::to_string(it->second.id) + " there has " +
-                                           std::to_string(it->second.bytes) + " bytes") +
-                  "); not forwarded");
-    return false;
+  // The record is taken out before the free is forwarded (the range cannot be handed out again before that)
+  // and put back if the chain below refuses it: a stale handle can match a record by place and still fail the
+  // pool's generation check. No lock is held across the forward, which may reach user callbacks.
+  std::optional<TrackedAllocation> record;
+  {
+    const std::lock_guard lock(mutex_);
+    const auto it = live_.find(AllocationKey(allocation));
+    if (it == live_.end() || it->second.bytes != allocation.size) {
+      report_misuse("TrackingAdaptor::deallocate on " + to_string(device()) + ": allocation of " +
+                    std::to_string(allocation.size) + " bytes at offset " +
+                    std::to_string(allocation.offset) + " is not tracked here (" +
+                    (it == live_.end() ? std::string("already freed, or allocated elsewhere")
+                                       : "allocation #" + std::to_string(it->second.id) + " there has " +
+                                             std::to_string(it->second.bytes) + " bytes") +
+                    "); not forwarded");
+      return false;
+    }
+    record = std::move(it->second);
+    live_bytes_ -= record->bytes;
+    live_.erase(it);
   }
-  if (!ResourceAdaptor::do_deallocate(allocation, stream)) return false;
-  live_bytes_ -= it->second.bytes;
-  live_.erase(it);
-  return true;
+  if (ResourceAdaptor::do_deallocate(allocation, stream)) return true;
+  try {
+    const std::lock_guard lock(mutex_);
+    live_bytes_ += record->bytes;
+    live_.emplace(AllocationKey(allocation), std::move(*record));
+  } catch (const std::exception& e) {
+    report_misuse(std::string("TrackingAdaptor: could not restore the record of a refused free: ") +
+                  e.what());
+  }
+  return false;
 }
 
 std::size_t TrackingAdaptor::live_count() const {
