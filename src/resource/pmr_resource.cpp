@@ -18,13 +18,6 @@ namespace {
 constexpr std::size_t kHeaderBytes = 64;
 static_assert(sizeof(Allocation) <= kHeaderBytes);
 
-// Device memory is host-addressable only where the device says so (the host backend, a backed simulated
-// device); pinned, unified and host memory always are.
-bool host_addressable(const MemoryResource& resource) {
-  if (resource.kind() != MemoryKind::Device) return true;
-  return resource.backend().device_info(resource.device().index).capabilities.host_visible_device;
-}
-
 }  // namespace
 
 PmrResource::PmrResource(MemoryResource& upstream) : upstream_(&upstream) {
