@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/tracking_adaptor.hpp"
+#include "unimem/transfer/transfer_endpoint.hpp"
 
 namespace unimem {
 
@@ -86,7 +88,7 @@ RawView MemoryManager::allocate_named(std::string_view name, ElementType element
   check_named_cap(config_.memory_limit_bytes, name, bytes, named_->bytes,
                   config.device.value_or(default_device_));
   NamedBuffers::Entry entry{allocate_tagged(name, element, count, config), config,
-                            std::chrono::steady_clock::now()};
+                            std::chrono::steady_clock::now(), nullptr};
   const auto it = named_->buffers.emplace(std::string(name), std::move(entry)).first;
   named_->bytes += bytes;
   named_->peak_bytes = std::max(named_->peak_bytes, named_->bytes);
@@ -131,6 +133,8 @@ RawView MemoryManager::grow_named(std::string_view name, ElementType element, st
   check_named_cap(config_.memory_limit_bytes, name, new_bytes, others, entry.memory.device());
   RawBuffer bigger = allocate_tagged(name, element, new_count, entry.config);
   copy_contents(bigger, entry.memory);
+  if (entry.downloads != nullptr) entry.downloads->drain();
+  entry.downloads.reset();           // sized for the old memory; made again by the next download
   entry.memory = std::move(bigger);  // the old memory goes back to its pool
   entry.since = std::chrono::steady_clock::now();
   named_->bytes = others + new_bytes;
@@ -145,7 +149,60 @@ void MemoryManager::free(std::string_view name) {
   if (it == named_->buffers.end())
     throw InvalidArgument("MemoryManager::free: no named buffer " + quoted(name));
   named_->bytes -= it->second.memory.bytes();
+  if (it->second.downloads != nullptr) it->second.downloads->drain();
   named_->buffers.erase(it);
+}
+
+void MemoryManager::start_named_download(std::string_view name, ElementType element) {
+  const std::lock_guard lock(named_->mutex);
+  const auto it = named_->buffers.find(name);
+  if (it == named_->buffers.end()) {
+    throw InvalidArgument("MemoryManager::start_async_download: no named buffer " + quoted(name));
+  }
+  NamedBuffers::Entry& entry = it->second;
+  RawBuffer& memory = entry.memory;
+  require_element_type(memory.element_type(), element, "named buffer " + quoted(name));
+  Backend& backend = *memory.backend();
+  const int device = memory.device().index;
+  if (entry.downloads == nullptr) {
+    entry.downloads = std::make_shared<NamedBuffers::Downloads>(
+        backend, device, host_copy_resource(memory.device()), memory.bytes());
+  }
+  NamedBuffers::Downloads& downloads = *entry.downloads;
+  const std::lock_guard download_lock(downloads.mutex);
+  if (downloads.download.pending() == 2) {
+    throw InvalidArgument("MemoryManager::start_async_download: named buffer " + quoted(name) +
+                          " has two downloads pending already; call wait_for_download first");
+  }
+  // The copies queued on the buffer's own stream (copy_from_host_async) land before the download starts.
+  if (memory.stream() != nullptr) {
+    downloads.ordered->record(*memory.stream());
+    downloads.ordered->make_wait(downloads.download.stream());
+  }
+  downloads.download.start_async_download(TransferEndpoint::from(memory.view()), memory.bytes());
+  ++named_->async_transfers;
+}
+
+std::span<const std::byte> MemoryManager::wait_named_download(std::string_view name, ElementType element) {
+  std::shared_ptr<NamedBuffers::Downloads> downloads;
+  {
+    const std::lock_guard lock(named_->mutex);
+    const auto it = named_->buffers.find(name);
+    if (it == named_->buffers.end()) {
+      throw InvalidArgument("MemoryManager::wait_for_download: no named buffer " + quoted(name));
+    }
+    require_element_type(it->second.memory.element_type(), element, "named buffer " + quoted(name));
+    downloads = it->second.downloads;
+  }
+  const auto nothing_pending = [&name] {
+    return InvalidArgument("MemoryManager::wait_for_download: named buffer " + quoted(name) +
+                           " has no download pending (start_async_download first)");
+  };
+  if (downloads == nullptr) throw nothing_pending();
+  // Only this buffer's downloads are held while waiting: other named buffers stay usable meanwhile.
+  const std::lock_guard lock(downloads->mutex);
+  if (downloads->download.pending() == 0) throw nothing_pending();
+  return downloads->download.wait_for_download();
 }
 
 TransferFuture MemoryManager::transfer_named(std::string_view name, ElementType element,
