@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
@@ -258,12 +259,21 @@ std::uint64_t MemoryManager::async_transfer_count() const {
 LeakReport MemoryManager::check_leaks() const {
   LeakReport report;
   const auto now = std::chrono::steady_clock::now();
+  // The host buffers of named downloads belong to their named buffer: they are not unnamed allocations.
+  struct Staging {
+    DeviceId device;
+    std::size_t bytes;
+  };
+  std::vector<Staging> staging;
   {
     const std::lock_guard lock(named_->mutex);
     for (const auto& [name, entry] : named_->buffers) {
       report.named.push_back(NamedBufferRecord{name, std::string(entry.memory.element_type().name),
                                                entry.memory.size(), entry.memory.bytes(),
                                                entry.memory.device(), entry.config.mode, now - entry.since});
+      if (entry.downloads != nullptr) {
+        staging.push_back({entry.downloads->staging_device, entry.downloads->download.capacity_bytes()});
+      }
     }
   }
   for (const DeviceId device : devices()) {
@@ -274,6 +284,11 @@ LeakReport MemoryManager::check_leaks() const {
       if (record.device != device) continue;
       ++named_count;
       named_bytes += record.bytes;
+    }
+    for (const Staging& buffers : staging) {
+      if (buffers.device != device) continue;
+      named_count += 2;
+      named_bytes += 2 * buffers.bytes;
     }
     if (s.active_buffers > named_count) {
       report.unnamed.push_back(UnnamedAllocations{device, s.active_buffers - named_count,

@@ -23,7 +23,9 @@ struct MemoryManager::NamedBuffers {
   // order: the named-buffer mutex first); shared so that a waiter keeps it alive past a concurrent free.
   struct Downloads {
     Downloads(Backend& backend, int device, MemoryResource& host_memory, std::size_t bytes)
-        : download(backend, device, host_memory, bytes), ordered(backend.create_event(device)) {}
+        : download(backend, device, host_memory, bytes),
+          ordered(backend.create_event(device)),
+          staging_device(host_memory.device()) {}
 
     // Waits for the downloads still pending and drops them (their failures too): the memory they read from
     // is about to go, and nobody can ask for them any more. Never throws.
@@ -40,6 +42,7 @@ struct MemoryManager::NamedBuffers {
     std::mutex mutex;
     DoubleBufferedDownload download;
     std::unique_ptr<Event> ordered;  // orders a download after the buffer's own stream
+    DeviceId staging_device;         // where the two host buffers live, for the leak check
   };
 
   struct Entry {

@@ -67,6 +67,7 @@ TEST_P(NamedDownloads, OldestFirstAfterTheBuffersOwnCopies) {
   const std::span<const float> b = manager_.wait_for_download<float>("logits");
   EXPECT_TRUE(std::equal(b.begin(), b.end(), second.begin(), second.end()));
   EXPECT_EQ(manager_.async_transfer_count(), before + 4);  // two uploads, two downloads
+  EXPECT_TRUE(manager_.check_leaks().unnamed.empty()) << manager_.check_leaks().to_string();
   EXPECT_TRUE(
       contains(message_of<InvalidArgument>([&] { (void)manager_.wait_for_download<float>("logits"); }),
                "named buffer 'logits' has no download pending"));
