@@ -175,12 +175,14 @@ void MemoryManager::start_named_download(std::string_view name, ElementType elem
     throw InvalidArgument("MemoryManager::start_async_download: named buffer " + quoted(name) +
                           " has two downloads pending already; call wait_for_download first");
   }
-  // The copies queued on the buffer's own stream (copy_from_host_async) land before the download starts.
-  if (memory.stream() != nullptr) {
-    downloads.ordered->record(*memory.stream());
-    downloads.ordered->make_wait(downloads.download.stream());
-  }
+  // The copies queued on the buffer's own stream (copy_from_host_async) land before the download reads, and
+  // the ones queued after it wait for the read: the download sees the contents of the moment it started.
+  Stream& own = memory.own_stream();
+  downloads.ordered->record(own);
+  downloads.ordered->make_wait(downloads.download.stream());
   downloads.download.start_async_download(TransferEndpoint::from(memory.view()), memory.bytes());
+  downloads.read->record(downloads.download.stream());
+  downloads.read->make_wait(own);
   ++named_->async_transfers;
 }
 

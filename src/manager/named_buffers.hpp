@@ -25,6 +25,7 @@ struct MemoryManager::NamedBuffers {
     Downloads(Backend& backend, int device, MemoryResource& host_memory, std::size_t bytes)
         : download(backend, device, host_memory, bytes),
           ordered(backend.create_event(device)),
+          read(backend.create_event(device)),
           staging_device(host_memory.device()) {}
 
     // Waits for the downloads still pending and drops them (their failures too): the memory they read from
@@ -42,6 +43,7 @@ struct MemoryManager::NamedBuffers {
     std::mutex mutex;
     DoubleBufferedDownload download;
     std::unique_ptr<Event> ordered;  // orders a download after the buffer's own stream
+    std::unique_ptr<Event> read;     // orders the buffer's own stream after a download's read
     DeviceId staging_device;         // where the two host buffers live, for the leak check
   };
 

@@ -248,12 +248,13 @@ class MemoryManager {
   }
   // Double-buffered downloads of a named buffer (DoubleBufferedDownload): start_async_download queues a copy
   // of all of its elements into one of two host buffers (the device's pinned memory where it has some), on a
-  // stream of the buffer's own, after the asynchronous copies queued on the buffer before; at most two are
-  // pending per buffer. Each counts as an asynchronous transfer. wait_for_download blocks until the oldest
-  // pending one has completed and returns its elements, valid until the next-but-one start_async_download
-  // of that buffer, its growth or its free (both of which wait for its pending downloads and drop them).
-  // Waits of different buffers run concurrently. Throws as get() does; InvalidArgument naming the buffer
-  // when two downloads are pending already (start) or none is (wait); rethrows a failed download.
+  // stream of the buffer's own, after the asynchronous copies queued on the buffer before and before the
+  // ones queued after (writes through views must wait for the download); at most two are pending per buffer.
+  // Each counts as an asynchronous transfer. wait_for_download blocks until the oldest pending one has
+  // completed and returns its elements, valid until the next-but-one start_async_download of that buffer, its
+  // growth or its free (both of which wait for its pending downloads and drop them). Waits of different
+  // buffers run concurrently. Throws as get() does; InvalidArgument naming the buffer when two downloads are
+  // pending already (start) or none is (wait); rethrows a failed download.
   template <typename T>
   void start_async_download(std::string_view name) {
     start_named_download(name, element_type_of<T>());
