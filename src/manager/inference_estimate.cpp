@@ -9,7 +9,8 @@ namespace unimem {
 
 namespace {
 void require_positive(const char* field, std::size_t value) {
-  if (value == 0) throw InvalidArgument(std::string("estimate_inference_memory: ") + field + " must be positive");
+  if (value == 0)
+    throw InvalidArgument(std::string("estimate_inference_memory: ") + field + " must be positive");
 }
 }  // namespace
 
@@ -55,17 +56,19 @@ InferenceMemoryEstimate estimate_inference_memory(const TransformerShape& shape,
   const std::size_t tokens = checked_mul(seq_len, batch);
   const std::size_t per_token = checked_add(2 * h, 2 * shape.intermediate);
   const std::size_t scores = checked_mul(checked_mul(shape.heads, seq_len), checked_mul(seq_len, batch));
-  e.activation_bytes = checked_add(checked_mul(checked_add(checked_mul(tokens, per_token), scores), bytes_per_element),
-                                   checked_mul(checked_mul(shape.vocab, batch), 4));
+  e.activation_bytes =
+      checked_add(checked_mul(checked_add(checked_mul(tokens, per_token), scores), bytes_per_element),
+                  checked_mul(checked_mul(shape.vocab, batch), 4));
   e.total_bytes = checked_add(checked_add(e.weights_bytes, e.kv_cache_bytes), e.activation_bytes);
   return e;
 }
 
-InferenceMemoryEstimate estimate_inference_memory(std::size_t hidden, std::size_t intermediate, std::size_t layers,
-                                                  std::size_t vocab, std::size_t heads, std::size_t kv_heads,
-                                                  std::size_t seq_len, std::size_t bytes_per_element) {
-  return estimate_inference_memory(TransformerShape{hidden, intermediate, layers, vocab, heads, kv_heads}, seq_len,
-                                   bytes_per_element);
+InferenceMemoryEstimate estimate_inference_memory(std::size_t hidden, std::size_t intermediate,
+                                                  std::size_t layers, std::size_t vocab, std::size_t heads,
+                                                  std::size_t kv_heads, std::size_t seq_len,
+                                                  std::size_t bytes_per_element) {
+  return estimate_inference_memory(TransformerShape{hidden, intermediate, layers, vocab, heads, kv_heads},
+                                   seq_len, bytes_per_element);
 }
 
 }  // namespace unimem

@@ -290,6 +290,11 @@ MemoryResource& MemoryManager::resource(AllocationMode mode, std::optional<Devic
   throw InvalidArgument("MemoryManager: unknown allocation mode " + std::to_string(static_cast<int>(mode)));
 }
 
+MemoryResource& MemoryManager::host_copy_resource(DeviceId device) {
+  DeviceStacks& d = stacks(device);
+  return d.pinned.empty() ? devices_.front()->pooled.top() : d.pinned.top();  // devices_ starts with the host
+}
+
 FallbackAdaptor& MemoryManager::fallback_resource(std::optional<DeviceId> device) {
   DeviceStacks& d = stacks(device.value_or(default_device_));
   if (!config_.cpu_fallback_enabled) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/tracking_adaptor.hpp"
+#include "unimem/transfer/transfer_endpoint.hpp"
 
 namespace unimem {
 
@@ -121,7 +123,7 @@ RawView MemoryManager::allocate_named(std::string_view name, ElementType element
   check_named_cap(config_.memory_limit_bytes, name, bytes, named_->bytes,
                   config.device.value_or(default_device_));
   NamedBuffers::Entry entry{allocate_tagged(name, element, count, config), config,
-                            std::chrono::steady_clock::now()};
+                            std::chrono::steady_clock::now(), nullptr};
   const auto it = named_->buffers.emplace(std::string(name), std::move(entry)).first;
   named_->bytes += bytes;
   named_->peak_bytes = std::max(named_->peak_bytes, named_->bytes);
@@ -166,6 +168,8 @@ RawView MemoryManager::grow_named(std::string_view name, ElementType element, st
   check_named_cap(config_.memory_limit_bytes, name, new_bytes, others, entry.memory.device());
   RawBuffer bigger = allocate_tagged(name, element, new_count, entry.config);
   copy_contents(bigger, entry.memory);
+  if (entry.downloads != nullptr) entry.downloads->drain();
+  entry.downloads.reset();           // sized for the old memory; made again by the next download
   entry.memory = std::move(bigger);  // the old memory goes back to its pool
   entry.since = std::chrono::steady_clock::now();
   named_->bytes = others + new_bytes;
@@ -180,7 +184,62 @@ void MemoryManager::free(std::string_view name) {
   if (it == named_->buffers.end())
     throw InvalidArgument("MemoryManager::free: no named buffer " + quoted(name));
   named_->bytes -= it->second.memory.bytes();
+  if (it->second.downloads != nullptr) it->second.downloads->drain();
   named_->buffers.erase(it);
+}
+
+void MemoryManager::start_named_download(std::string_view name, ElementType element) {
+  const std::lock_guard lock(named_->mutex);
+  const auto it = named_->buffers.find(name);
+  if (it == named_->buffers.end()) {
+    throw InvalidArgument("MemoryManager::start_async_download: no named buffer " + quoted(name));
+  }
+  NamedBuffers::Entry& entry = it->second;
+  RawBuffer& memory = entry.memory;
+  require_element_type(memory.element_type(), element, "named buffer " + quoted(name));
+  Backend& backend = *memory.backend();
+  const int device = memory.device().index;
+  if (entry.downloads == nullptr) {
+    entry.downloads = std::make_shared<NamedBuffers::Downloads>(
+        backend, device, host_copy_resource(memory.device()), memory.bytes());
+  }
+  NamedBuffers::Downloads& downloads = *entry.downloads;
+  const std::lock_guard download_lock(downloads.mutex);
+  if (downloads.download.pending() == 2) {
+    throw InvalidArgument("MemoryManager::start_async_download: named buffer " + quoted(name) +
+                          " has two downloads pending already; call wait_for_download first");
+  }
+  // The copies queued on the buffer's own stream (copy_from_host_async) land before the download reads, and
+  // the ones queued after it wait for the read: the download sees the contents of the moment it started.
+  Stream& own = memory.own_stream();
+  downloads.ordered->record(own);
+  downloads.ordered->make_wait(downloads.download.stream());
+  downloads.download.start_async_download(TransferEndpoint::from(memory.view()), memory.bytes());
+  downloads.read->record(downloads.download.stream());
+  downloads.read->make_wait(own);
+  ++named_->async_transfers;
+}
+
+std::span<const std::byte> MemoryManager::wait_named_download(std::string_view name, ElementType element) {
+  std::shared_ptr<NamedBuffers::Downloads> downloads;
+  {
+    const std::lock_guard lock(named_->mutex);
+    const auto it = named_->buffers.find(name);
+    if (it == named_->buffers.end()) {
+      throw InvalidArgument("MemoryManager::wait_for_download: no named buffer " + quoted(name));
+    }
+    require_element_type(it->second.memory.element_type(), element, "named buffer " + quoted(name));
+    downloads = it->second.downloads;
+  }
+  const auto nothing_pending = [&name] {
+    return InvalidArgument("MemoryManager::wait_for_download: named buffer " + quoted(name) +
+                           " has no download pending (start_async_download first)");
+  };
+  if (downloads == nullptr) throw nothing_pending();
+  // Only this buffer's downloads are held while waiting: other named buffers stay usable meanwhile.
+  const std::lock_guard lock(downloads->mutex);
+  if (downloads->download.pending() == 0) throw nothing_pending();
+  return downloads->download.wait_for_download();
 }
 
 TransferFuture MemoryManager::transfer_named(std::string_view name, ElementType element,
@@ -236,12 +295,21 @@ std::uint64_t MemoryManager::async_transfer_count() const {
 LeakReport MemoryManager::check_leaks() const {
   LeakReport report;
   const auto now = std::chrono::steady_clock::now();
+  // The host buffers of named downloads belong to their named buffer: they are not unnamed allocations.
+  struct Staging {
+    DeviceId device;
+    std::size_t bytes;
+  };
+  std::vector<Staging> staging;
   {
     const std::lock_guard lock(named_->mutex);
     for (const auto& [name, entry] : named_->buffers) {
       report.named.push_back(NamedBufferRecord{name, std::string(entry.memory.element_type().name),
                                                entry.memory.size(), entry.memory.bytes(),
                                                entry.memory.device(), entry.config.mode, now - entry.since});
+      if (entry.downloads != nullptr) {
+        staging.push_back({entry.downloads->staging_device, entry.downloads->download.capacity_bytes()});
+      }
     }
   }
   for (const DeviceId device : devices()) {
@@ -252,6 +320,11 @@ LeakReport MemoryManager::check_leaks() const {
       if (record.device != device) continue;
       ++named_count;
       named_bytes += record.bytes;
+    }
+    for (const Staging& buffers : staging) {
+      if (buffers.device != device) continue;
+      named_count += 2;
+      named_bytes += 2 * buffers.bytes;
     }
     if (s.active_buffers > named_count) {
       report.unnamed.push_back(UnnamedAllocations{device, s.active_buffers - named_count,

@@ -7,20 +7,51 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include "unimem/buffer/raw_buffer.hpp"
 #include "unimem/manager/memory_manager.hpp"
+#include "unimem/transfer/double_buffered_download.hpp"
 
 namespace unimem {
 
 struct MemoryManager::NamedBuffers {
+  // A named buffer's downloads. Its own mutex lets a wait block without holding the named-buffer mutex (lock
+  // order: the named-buffer mutex first); shared so that a waiter keeps it alive past a concurrent free.
+  struct Downloads {
+    Downloads(Backend& backend, int device, MemoryResource& host_memory, std::size_t bytes)
+        : download(backend, device, host_memory, bytes),
+          ordered(backend.create_event(device)),
+          read(backend.create_event(device)),
+          staging_device(host_memory.device()) {}
+
+    // Waits for the downloads still pending and drops them (their failures too): the memory they read from
+    // is about to go, and nobody can ask for them any more. Never throws.
+    void drain() noexcept {
+      const std::lock_guard lock(mutex);
+      while (download.pending() != 0) {
+        try {
+          (void)download.wait_for_download();
+        } catch (...) {  // NOLINT(bugprone-empty-catch): dropped on purpose, see above
+        }
+      }
+    }
+
+    std::mutex mutex;
+    DoubleBufferedDownload download;
+    std::unique_ptr<Event> ordered;  // orders a download after the buffer's own stream
+    std::unique_ptr<Event> read;     // orders the buffer's own stream after a download's read
+    DeviceId staging_device;         // where the two host buffers live, for the leak check
+  };
+
   struct Entry {
     RawBuffer memory;
     BufferConfig config;
     std::chrono::steady_clock::time_point since;  // allocated or last grown
+    std::shared_ptr<Downloads> downloads;         // after `memory`: destroyed (and drained) before it
   };
 
   // Holds `mutex` for a named-buffer call that allocates or frees. The pressure changes those allocations and

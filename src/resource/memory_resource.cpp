@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/misuse.hpp"
 
@@ -19,6 +20,11 @@ bool MemoryResource::deallocate(const Allocation& allocation, Stream* stream) no
     return false;
   }
   return do_deallocate(allocation, stream);
+}
+
+bool host_addressable(const MemoryResource& resource) {
+  if (resource.kind() != MemoryKind::Device) return true;
+  return resource.backend().device_info(resource.device().index).capabilities.host_visible_device;
 }
 
 }  // namespace unimem

@@ -41,6 +41,7 @@
 #include "unimem/buffer/buffer_view.hpp"
 #include "unimem/buffer/element_type.hpp"
 #include "unimem/buffer/fallback_buffer.hpp"
+#include "unimem/buffer/mirrored_buffer.hpp"
 #include "unimem/buffer/raw_buffer.hpp"
 #include "unimem/buffer/transfer_future.hpp"
 #include "unimem/core/error.hpp"
@@ -134,6 +135,18 @@ class MemoryManager {
       return FallbackBuffer<T>(from, count);
     } catch (const OutOfMemory& e) {
       throw_out_of_memory(e, AllocationMode::Pooled, from.device());
+    }
+  }
+  // `count` elements of T on `device`'s pool (the default device when empty), mirrored in host memory: the
+  // device's pinned memory where it serves some, the host's pool otherwise (see MirroredBuffer). Throws as
+  // allocate() does.
+  template <typename T>
+  [[nodiscard]] MirroredBuffer<T> allocate_mirrored(std::size_t count, std::optional<DeviceId> device = {}) {
+    MemoryResource& on_device = resource(AllocationMode::Pooled, device);
+    try {
+      return MirroredBuffer<T>(on_device, host_copy_resource(on_device.device()), count);
+    } catch (const OutOfMemory& e) {
+      throw_out_of_memory(e, AllocationMode::Pooled, on_device.device());
     }
   }
   // Makes host data available on `device`: zero-copy on the host device, a copy into a pooled buffer
@@ -233,6 +246,24 @@ class MemoryManager {
       return memory.copy_from_host_async(data.data(), data.size(), 0, stream);
     });
   }
+  // Double-buffered downloads of a named buffer (DoubleBufferedDownload): start_async_download queues a copy
+  // of all of its elements into one of two host buffers (the device's pinned memory where it has some), on a
+  // stream of the buffer's own, after the asynchronous copies queued on the buffer before and before the
+  // ones queued after (writes through views must wait for the download); at most two are pending per buffer.
+  // Each counts as an asynchronous transfer. wait_for_download blocks until the oldest pending one has
+  // completed and returns its elements, valid until the next-but-one start_async_download of that buffer, its
+  // growth or its free (both of which wait for its pending downloads and drop them). Waits of different
+  // buffers run concurrently. Throws as get() does; InvalidArgument naming the buffer when two downloads are
+  // pending already (start) or none is (wait); rethrows a failed download.
+  template <typename T>
+  void start_async_download(std::string_view name) {
+    start_named_download(name, element_type_of<T>());
+  }
+  template <typename T>
+  [[nodiscard]] std::span<const T> wait_for_download(std::string_view name) {
+    const std::span<const std::byte> bytes = wait_named_download(name, element_type_of<T>());
+    return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
+  }
 
  private:
   struct DeviceStacks;
@@ -257,6 +288,11 @@ class MemoryManager {
   RawView grow_named(std::string_view name, ElementType element, std::size_t count);
   [[nodiscard]] RawBuffer allocate_tagged(std::string_view name, ElementType element, std::size_t count,
                                           const BufferConfig& config);
+  // Where a mirror or a download of memory on `device` keeps its host copy: pinned memory of the device
+  // where it serves some, the host's pool otherwise.
+  [[nodiscard]] MemoryResource& host_copy_resource(DeviceId device);
+  void start_named_download(std::string_view name, ElementType element);
+  [[nodiscard]] std::span<const std::byte> wait_named_download(std::string_view name, ElementType element);
   // Runs `transfer` on the buffer's memory and own stream, under the named-buffer mutex.
   TransferFuture transfer_named(std::string_view name, ElementType element, const Transfer& transfer);
 

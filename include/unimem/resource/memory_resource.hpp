@@ -147,4 +147,9 @@ class MemoryResource {
   MemoryKind kind_;
 };
 
+// Whether the host can address every allocation of `resource`: pinned, unified and host memory always;
+// device memory only where the device says so (the host backend; not a discrete GPU, an OpenCL device or a
+// simulated one, backed or not).
+[[nodiscard]] bool host_addressable(const MemoryResource& resource);
+
 }  // namespace unimem
