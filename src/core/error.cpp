@@ -9,18 +9,24 @@ namespace unimem {
 std::string quoted(std::string_view text, std::size_t limit) {
   static constexpr std::string_view kHex = "0123456789abcdef";
   std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+  std::size_t shown = 0;  // characters of `limit` used, escapes counted as written
+  std::size_t used = 0;   // bytes of `text` shown
+  for (; used < text.size(); ++used) {
+    const auto byte = static_cast<unsigned char>(text[used]);
+    const bool plain = byte >= 0x20 && byte < 0x7f && byte != '\\';
+    if (shown + (plain ? 1 : 4) > limit) break;
+    if (plain) {
       out += static_cast<char>(byte);
+      shown += 1;
     } else {
       out += "\\x";
       out += kHex[byte >> 4U];
       out += kHex[byte & 0xfU];
+      shown += 4;
     }
   }
   out += '\'';
-  if (text.size() > limit) out += " (cut, " + std::to_string(text.size()) + " bytes in all)";
+  if (used < text.size()) out += " (cut, " + std::to_string(text.size()) + " bytes in all)";
   return out;
 }
 

@@ -28,8 +28,7 @@ double parse_double(std::string_view key, std::string_view value) {
   double result = 0;
   const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), result);
   if (ec != std::errc() || end != value.data() + value.size()) {
-    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "='" + std::string(value) +
-                          "' is not a number");
+    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "=" + quoted(value) + " is not a number");
   }
   return result;
 }
@@ -37,8 +36,8 @@ double parse_double(std::string_view key, std::string_view value) {
 bool parse_switch(std::string_view key, std::string_view value) {
   if (value == "on" || value == "true" || value == "1" || value == "yes") return true;
   if (value == "off" || value == "false" || value == "0" || value == "no") return false;
-  throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "='" + std::string(value) +
-                        "' is not on/off (also accepted: true/false, 1/0, yes/no)");
+  throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "=" + quoted(value) +
+                        " is not on/off (also accepted: true/false, 1/0, yes/no)");
 }
 
 std::size_t parse_size(std::string_view key, std::string_view value) {
@@ -54,8 +53,8 @@ std::size_t parse_count(std::string_view key, std::string_view value) {
   std::size_t result = 0;
   const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), result);
   if (ec != std::errc() || end != value.data() + value.size()) {
-    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "='" + std::string(value) +
-                          "' is not a non-negative integer");
+    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "=" + quoted(value) +
+                          " is not a non-negative integer");
   }
   return result;
 }
@@ -183,10 +182,11 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
     if (item.empty()) continue;
     const std::size_t eq = item.find('=');
     if (eq == std::string_view::npos) {
-      throw InvalidArgument("UNIMEM_CONF: '" + std::string(item) + "' is not key=value");
+      throw InvalidArgument("UNIMEM_CONF: " + quoted(item) + " is not key=value");
     }
     Pair p{std::string(trim(item.substr(0, eq))), std::string(trim(item.substr(eq + 1)))};
-    if (!seen.insert(p.key).second) throw InvalidArgument("UNIMEM_CONF: key '" + p.key + "' is given twice");
+    if (!seen.insert(p.key).second)
+      throw InvalidArgument("UNIMEM_CONF: key " + quoted(p.key) + " is given twice");
     pairs.push_back(std::move(p));
   }
 
@@ -201,8 +201,8 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
     } else if (p.value == "constrained") {
       c = for_constrained();
     } else {
-      throw InvalidArgument("UNIMEM_CONF: preset='" + p.value +
-                            "' is unknown (defaults, inference, constrained)");
+      throw InvalidArgument("UNIMEM_CONF: preset=" + quoted(p.value) +
+                            " is unknown (defaults, inference, constrained)");
     }
   }
   for (const Pair& p : pairs) {
@@ -231,8 +231,8 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
       c.trim_on_pressure = parse_switch(k, v);
     } else {
       throw InvalidArgument(
-          "UNIMEM_CONF: unknown key '" + p.key +
-          "' (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
+          "UNIMEM_CONF: unknown key " + quoted(p.key) +
+          " (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
           "initial_pool, growth, max_pool, trim_on_pressure)");
     }
   }

@@ -16,7 +16,7 @@ constexpr std::string_view kSizeClassKeys = "min_block, max_block, max_pooled_pe
 constexpr std::string_view kCoalescingKeys = "initial, growth, max, max_step, release";
 
 [[noreturn]] void bad_spec(std::string_view spec, const std::string& why) {
-  throw InvalidArgument("resource spec '" + std::string(spec) + "': " + why);
+  throw InvalidArgument("resource spec " + quoted(spec) + ": " + why);
 }
 
 // One key=value option of a spec, with the parsers its value may need.
@@ -26,7 +26,7 @@ struct Option {
   std::string_view value;
 
   [[noreturn]] void reject(const std::string& why) const {
-    bad_spec(spec, "key '" + std::string(key) + "': " + why);
+    bad_spec(spec, "key " + quoted(key) + ": " + why);
   }
 
   [[nodiscard]] std::size_t size() const {
@@ -136,8 +136,8 @@ ResourceSpecKind parse_kind(std::string_view spec, std::string_view name) {
   if (name == "size-class") return ResourceSpecKind::SizeClass;
   if (name == "coalescing" || name == "pool") return ResourceSpecKind::Coalescing;
   if (name == "hybrid") return ResourceSpecKind::Hybrid;
-  bad_spec(spec, "unknown kind '" + std::string(name) +
-                     "' (expected upstream, size-class, coalescing, pool or hybrid)");
+  bad_spec(spec,
+           "unknown kind " + quoted(name) + " (expected upstream, size-class, coalescing, pool or hybrid)");
 }
 
 }  // namespace
@@ -170,16 +170,16 @@ ResourceSpec parse_resource_spec(std::string_view text) {
     const std::string_view item = rest.substr(0, comma);
     const std::size_t equals = item.find('=');
     if (equals == std::string_view::npos || equals == 0) {
-      bad_spec(text, "option '" + std::string(item) + "' is not key=value");
+      bad_spec(text, "option " + quoted(item) + " is not key=value");
     }
     const Option option{text, item.substr(0, equals), item.substr(equals + 1)};
     for (const std::string_view key : seen) {
-      if (key == option.key) bad_spec(text, "key '" + std::string(option.key) + "' given twice");
+      if (key == option.key) bad_spec(text, "key " + quoted(option.key) + " given twice");
     }
     seen.push_back(option.key);
     if (!apply(spec, option)) {
-      bad_spec(text, "unknown key '" + std::string(option.key) + "' for " +
-                         std::string(to_string(spec.kind)) + " (keys: " + known_keys(spec.kind) + ")");
+      bad_spec(text, "unknown key " + quoted(option.key) + " for " + std::string(to_string(spec.kind)) +
+                         " (keys: " + known_keys(spec.kind) + ")");
     }
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);

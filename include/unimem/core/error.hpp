@@ -11,7 +11,8 @@
 namespace unimem {
 
 // A caller's text made fit for a message: bytes that are not printable ASCII become \xNN (so messages stay
-// valid UTF-8 and JSON-safe) and anything past `limit` characters is cut, saying how long the text was.
+// valid UTF-8 and JSON-safe) and the text is cut where it would pass `limit` characters as written, saying how
+// long it was.
 [[nodiscard]] std::string quoted(std::string_view text, std::size_t limit = 64);
 
 class Error : public std::runtime_error {

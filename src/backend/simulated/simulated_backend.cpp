@@ -28,14 +28,14 @@ SimulatedDeviceSpec SimulatedDeviceSpec::parse(std::string_view text) {
     if (option == "backed") {
       spec.backed = true;
     } else if (option != "unbacked") {
-      throw InvalidArgument("simulated device '" + std::string(text) + "': unknown option '" +
-                            std::string(option) + "' (expected 'backed' or 'unbacked')");
+      throw InvalidArgument("simulated device " + quoted(text) + ": unknown option " + quoted(option) +
+                            " (expected 'backed' or 'unbacked')");
     }
   }
   try {
     spec.capacity_bytes = parse_bytes(capacity);
   } catch (const InvalidArgument& e) {
-    throw InvalidArgument("simulated device '" + std::string(text) + "': " + e.what());
+    throw InvalidArgument("simulated device " + quoted(text) + ": " + e.what());
   }
   return spec;
 }
