@@ -28,7 +28,8 @@ double parse_double(std::string_view key, std::string_view value) {
   double result = 0;
   const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), result);
   if (ec != std::errc() || end != value.data() + value.size()) {
-    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "='" + std::string(value) + "' is not a number");
+    throw InvalidArgument("UNIMEM_CONF: " + std::string(key) + "='" + std::string(value) +
+                          "' is not a number");
   }
   return result;
 }
@@ -74,7 +75,9 @@ std::string format_double(double value) {
 
 }  // namespace
 
-MemoryConfig MemoryConfig::defaults() { return MemoryConfig{}; }
+MemoryConfig MemoryConfig::defaults() {
+  return MemoryConfig{};
+}
 
 MemoryConfig MemoryConfig::for_inference() {
   MemoryConfig c;
@@ -128,7 +131,8 @@ MemoryConfig MemoryConfig::with_memory_limit(std::size_t bytes) const {
   c.memory_limit_bytes = bytes;
   return c;
 }
-MemoryConfig MemoryConfig::with_pool_growth(std::size_t initial_bytes, double factor, std::size_t max_bytes) const {
+MemoryConfig MemoryConfig::with_pool_growth(std::size_t initial_bytes, double factor,
+                                            std::size_t max_bytes) const {
   MemoryConfig c = *this;
   c.initial_pool_bytes = initial_bytes;
   c.pool_growth_factor = factor;
@@ -197,7 +201,8 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
     } else if (p.value == "constrained") {
       c = for_constrained();
     } else {
-      throw InvalidArgument("UNIMEM_CONF: preset='" + p.value + "' is unknown (defaults, inference, constrained)");
+      throw InvalidArgument("UNIMEM_CONF: preset='" + p.value +
+                            "' is unknown (defaults, inference, constrained)");
     }
   }
   for (const Pair& p : pairs) {
@@ -224,10 +229,14 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
       c.max_pool_bytes = parse_size(k, v);
     } else if (k == "trim_on_pressure") {
       c.trim_on_pressure = parse_switch(k, v);
+    } else if (k == "oom_snapshot") {
+      if (v.empty()) throw InvalidArgument("UNIMEM_CONF: oom_snapshot needs a path (oom_snapshot=PATH)");
+      c.oom_snapshot_path = p.value;
     } else {
-      throw InvalidArgument("UNIMEM_CONF: unknown key '" + p.key +
-                            "' (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
-                            "initial_pool, growth, max_pool, trim_on_pressure)");
+      throw InvalidArgument(
+          "UNIMEM_CONF: unknown key '" + p.key +
+          "' (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
+          "initial_pool, growth, max_pool, trim_on_pressure, oom_snapshot)");
     }
   }
   c.validate();
@@ -245,9 +254,11 @@ std::string MemoryConfig::to_string() const {
   return "fraction=" + format_double(gpu_memory_fraction) + ",fallback=" + on_off(cpu_fallback_enabled) +
          ",min_free=" + std::to_string(min_free_bytes) + ",track=" + on_off(track_allocations) +
          ",max_pooled_per_bucket=" + std::to_string(max_pooled_per_bucket) +
-         ",limit=" + std::to_string(memory_limit_bytes) + ",initial_pool=" + std::to_string(initial_pool_bytes) +
+         ",limit=" + std::to_string(memory_limit_bytes) +
+         ",initial_pool=" + std::to_string(initial_pool_bytes) +
          ",growth=" + format_double(pool_growth_factor) + ",max_pool=" + std::to_string(max_pool_bytes) +
-         ",trim_on_pressure=" + on_off(trim_on_pressure);
+         ",trim_on_pressure=" + on_off(trim_on_pressure) +
+         (oom_snapshot_path.empty() ? "" : ",oom_snapshot=" + oom_snapshot_path);
 }
 
 }  // namespace unimem

@@ -40,20 +40,22 @@ struct Allocation {
     return segment != nullptr ? static_cast<std::byte*>(segment->native) + offset : nullptr;
   }
   [[nodiscard]] DeviceId device() const noexcept { return segment != nullptr ? segment->device : DeviceId{}; }
-  [[nodiscard]] MemoryKind kind() const noexcept { return segment != nullptr ? segment->kind : MemoryKind::Host; }
+  [[nodiscard]] MemoryKind kind() const noexcept {
+    return segment != nullptr ? segment->kind : MemoryKind::Host;
+  }
   [[nodiscard]] Backend* backend() const noexcept { return segment != nullptr ? segment->owner : nullptr; }
 };
 
 // What a resource holds and hands out now; adaptors report their upstream's figures.
 struct ResourceUsage {
-  std::size_t reserved_bytes = 0;      // held from the backend (segments), in use or cached
-  std::size_t in_use_bytes = 0;        // handed out and not yet freed (after the resource's rounding)
-  std::size_t largest_free_range = 0;  // the largest request servable without asking the backend again
+  std::size_t reserved_bytes = 0;            // held from the backend (segments), in use or cached
+  std::size_t in_use_bytes = 0;              // handed out and not yet freed (after the resource's rounding)
+  std::size_t largest_free_range = 0;        // the largest request servable without asking the backend again
   std::uint64_t upstream_allocations = 0;    // segments obtained from the backend so far
   std::uint64_t upstream_deallocations = 0;  // segments returned to the backend so far
-  std::uint64_t cache_hits = 0;    // allocations served from memory already held (pools)
-  std::uint64_t cache_misses = 0;  // allocations that needed new memory from upstream
-  std::uint64_t fallbacks = 0;     // allocations served by a fallback resource (FallbackAdaptor)
+  std::uint64_t cache_hits = 0;              // allocations served from memory already held (pools)
+  std::uint64_t cache_misses = 0;            // allocations that needed new memory from upstream
+  std::uint64_t fallbacks = 0;               // allocations served by a fallback resource (FallbackAdaptor)
 
   [[nodiscard]] std::size_t free_bytes() const noexcept { return reserved_bytes - in_use_bytes; }
   // 1 - largest free range / free bytes: 0 when the free memory is one range, towards 1 when it is shattered.
