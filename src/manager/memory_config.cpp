@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "unimem/core/error.hpp"
@@ -142,6 +143,13 @@ MemoryConfig MemoryConfig::with_pool_growth(std::size_t initial_bytes, double fa
 MemoryConfig MemoryConfig::with_trim_on_pressure(bool enabled) const {
   MemoryConfig c = *this;
   c.trim_on_pressure = enabled;
+  return c;
+}
+
+MemoryConfig MemoryConfig::with_oom_snapshot(std::string path) const {
+  if (path.empty()) throw InvalidArgument("MemoryConfig::with_oom_snapshot: empty path");
+  MemoryConfig c = *this;
+  c.oom_snapshot_path = std::move(path);
   return c;
 }
 

@@ -54,6 +54,8 @@ struct MemoryConfig {
   [[nodiscard]] MemoryConfig with_pool_growth(std::size_t initial_bytes, double factor,
                                               std::size_t max_bytes) const;
   [[nodiscard]] MemoryConfig with_trim_on_pressure(bool enabled) const;
+  // Throws InvalidArgument for an empty path.
+  [[nodiscard]] MemoryConfig with_oom_snapshot(std::string path) const;
 
   // Throws InvalidArgument naming the field and its value: a fraction outside (0, 1], a growth factor outside
   // [1, 16], a size above 1 PiB, max_pooled_per_bucket above 1024, max_pool_bytes below initial_pool_bytes.
