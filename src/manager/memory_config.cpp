@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "unimem/core/error.hpp"
@@ -144,6 +145,13 @@ MemoryConfig MemoryConfig::with_trim_on_pressure(bool enabled) const {
   return c;
 }
 
+MemoryConfig MemoryConfig::with_oom_snapshot(std::string path) const {
+  if (path.empty()) throw InvalidArgument("MemoryConfig::with_oom_snapshot: empty path");
+  MemoryConfig c = *this;
+  c.oom_snapshot_path = std::move(path);
+  return c;
+}
+
 void MemoryConfig::validate() const {
   if (!(gpu_memory_fraction > 0.0 && gpu_memory_fraction <= 1.0)) {
     throw InvalidArgument("MemoryConfig.gpu_memory_fraction = " + format_double(gpu_memory_fraction) +
@@ -229,11 +237,14 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
       c.max_pool_bytes = parse_size(k, v);
     } else if (k == "trim_on_pressure") {
       c.trim_on_pressure = parse_switch(k, v);
+    } else if (k == "oom_snapshot") {
+      if (v.empty()) throw InvalidArgument("UNIMEM_CONF: oom_snapshot needs a path (oom_snapshot=PATH)");
+      c.oom_snapshot_path = p.value;
     } else {
       throw InvalidArgument(
           "UNIMEM_CONF: unknown key " + quoted(p.key) +
           " (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
-          "initial_pool, growth, max_pool, trim_on_pressure)");
+          "initial_pool, growth, max_pool, trim_on_pressure, oom_snapshot)");
     }
   }
   c.validate();
@@ -254,7 +265,8 @@ std::string MemoryConfig::to_string() const {
          ",limit=" + std::to_string(memory_limit_bytes) +
          ",initial_pool=" + std::to_string(initial_pool_bytes) +
          ",growth=" + format_double(pool_growth_factor) + ",max_pool=" + std::to_string(max_pool_bytes) +
-         ",trim_on_pressure=" + on_off(trim_on_pressure);
+         ",trim_on_pressure=" + on_off(trim_on_pressure) +
+         (oom_snapshot_path.empty() ? "" : ",oom_snapshot=" + oom_snapshot_path);
 }
 
 }  // namespace unimem

@@ -316,13 +316,44 @@ void MemoryManager::throw_out_of_memory(const OutOfMemory& failure, AllocationMo
                                                                 : nullptr;
   if (pool == nullptr) throw failure;  // no pool between the request and the backend: nothing to add
   const ResourceUsage usage = pool->usage();
+  const std::string stack = mode == AllocationMode::Pinned ? "pinned" : "pooled";
   throw OutOfMemory(failure.requested(), failure.device(), failure.free_bytes(), failure.total_bytes(),
                     std::string(mode == AllocationMode::Pinned ? "the pinned pool on " : "the pool on ") +
                         to_string(d.id) + " holds " + std::to_string(usage.reserved_bytes) + " bytes, " +
                         std::to_string(usage.in_use_bytes) + " in use, largest free range " +
                         std::to_string(usage.largest_free_range) + " bytes (" +
                         format_bytes(usage.largest_free_range) + "), fragmentation " +
-                        format_fraction(usage.fragmentation()) + "; cause: " + failure.what());
+                        format_fraction(usage.fragmentation()) + "; cause: " + failure.what() +
+                        write_oom_snapshot(failure, d.id, stack));
+}
+
+std::string MemoryManager::write_oom_snapshot(const OutOfMemory& failure, DeviceId device,
+                                              const std::string& stack) const {
+  if (config_.oom_snapshot_path.empty()) return {};
+  // The OutOfMemory is what the caller needs to see: a snapshot that cannot be taken or written is named in
+  // it, not thrown instead of it.
+  try {
+    MemorySnapshot taken = snapshot();
+    taken.failed_request = FailedRequest{failure.requested(), device, stack, failure.what()};
+    write_snapshot(taken, config_.oom_snapshot_path);
+    return "; snapshot written to " + config_.oom_snapshot_path;
+  } catch (const std::exception& e) {
+    return "; no snapshot written: " + std::string(e.what());
+  }
+}
+
+MemorySnapshot MemoryManager::snapshot() const {
+  MemorySnapshot taken;
+  for (const auto& d : devices_) {
+    // From the PressureAdaptor down: above it, a device's FallbackAdaptor leads to the host's stack.
+    taken.stacks.push_back(StackSnapshot{"pooled", d->limit, d->pressure->level(), d->statistics->stats(),
+                                         snapshot_of(*d->pressure)});
+    if (d->pinned_pool != nullptr) {
+      taken.stacks.push_back(StackSnapshot{"pinned", 0, PressureLevel::Low, d->pinned_statistics->stats(),
+                                           snapshot_of(d->pinned.top())});
+    }
+  }
+  return taken;
 }
 
 DeviceId MemoryManager::import_target(std::size_t bytes, std::optional<DeviceId> device) const {

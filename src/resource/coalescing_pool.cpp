@@ -576,3 +576,47 @@ FragmentationFigures CoalescingPool::fragmentation() const {
 }
 
 }  // namespace unimem
+
+namespace unimem {
+
+PoolSnapshot CoalescingPool::snapshot() const {
+  PoolSnapshot snapshot;
+  snapshot.device = device();
+  snapshot.kind = kind();
+  snapshot.usage = usage();
+  const State& s = *state_;
+  const std::lock_guard lock(state_->mutex);
+  // Segment slots may be empty (given back); map each held slot to its place in the snapshot.
+  std::vector<std::size_t> place(s.segments.size(), s.segments.size());
+  for (std::size_t slot = 0; slot < s.segments.size(); ++slot) {
+    const Allocation& held = s.segments[slot];
+    if (!held) continue;
+    place[slot] = snapshot.segments.size();
+    snapshot.segments.push_back(SegmentSnapshot{held.segment->id,
+                                                reinterpret_cast<std::uintptr_t>(held.address()),
+                                                held.size,
+                                                held.kind(),
+                                                "coalescing",
+                                                {}});
+  }
+  for (const State::Range& r : s.ranges) {
+    if (r.segment == kNone) continue;  // an unused record
+    const Allocation& held = s.segments[r.segment];
+    RangeSnapshot range;
+    range.offset = r.offset - held.offset;
+    range.size = r.size;
+    range.allocated = !r.free;
+    range.requested = r.free ? 0 : r.requested;
+    range.stream = r.free ? reinterpret_cast<std::uintptr_t>(r.stream) : 0;
+    snapshot.segments[place[r.segment]].ranges.push_back(std::move(range));
+  }
+  for (SegmentSnapshot& segment : snapshot.segments) {
+    std::sort(segment.ranges.begin(), segment.ranges.end(),
+              [](const RangeSnapshot& a, const RangeSnapshot& b) { return a.offset < b.offset; });
+  }
+  std::sort(snapshot.segments.begin(), snapshot.segments.end(),
+            [](const SegmentSnapshot& a, const SegmentSnapshot& b) { return a.id < b.id; });
+  return snapshot;
+}
+
+}  // namespace unimem

@@ -1,6 +1,7 @@
 #include "unimem/resource/hybrid_pool.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "unimem/core/error.hpp"
@@ -50,6 +51,21 @@ ResourceUsage HybridPool::do_usage() const {
   usage.cache_hits = small.cache_hits + large.cache_hits;
   usage.cache_misses = small.cache_misses + large.cache_misses;
   return usage;
+}
+
+}  // namespace unimem
+
+namespace unimem {
+
+PoolSnapshot HybridPool::snapshot() const {
+  PoolSnapshot whole = large_.snapshot();
+  PoolSnapshot small = small_.snapshot();
+  whole.usage = usage();
+  whole.segments.insert(whole.segments.end(), std::make_move_iterator(small.segments.begin()),
+                        std::make_move_iterator(small.segments.end()));
+  std::sort(whole.segments.begin(), whole.segments.end(),
+            [](const SegmentSnapshot& a, const SegmentSnapshot& b) { return a.id < b.id; });
+  return whole;
 }
 
 }  // namespace unimem

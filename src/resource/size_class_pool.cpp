@@ -728,3 +728,35 @@ ResourceUsage SizeClassPool::do_usage() const {
 }
 
 }  // namespace unimem
+
+namespace unimem {
+
+PoolSnapshot SizeClassPool::snapshot() const {
+  const detail::SizeClassState& s = *state_;
+  PoolSnapshot snapshot;
+  snapshot.device = device();
+  snapshot.kind = kind();
+  snapshot.usage = usage();
+  const std::uint32_t records = s.table.size();
+  for (std::uint32_t index = 0; index < records; ++index) {
+    const BlockRecord& r = s.table.at(index);
+    if (!r.upstream) continue;  // the record holds no block
+    const bool live = (r.state.load(std::memory_order_acquire) & 1U) != 0;
+    RangeSnapshot range;
+    range.size = r.upstream.size;
+    range.allocated = live;
+    range.requested = live ? r.size.load(std::memory_order_relaxed) : 0;
+    range.stream = live ? 0 : reinterpret_cast<std::uintptr_t>(r.freed_on);
+    snapshot.segments.push_back(SegmentSnapshot{r.upstream.segment->id,
+                                                reinterpret_cast<std::uintptr_t>(r.upstream.address()),
+                                                r.upstream.size,
+                                                r.upstream.kind(),
+                                                "size_class",
+                                                {range}});
+  }
+  std::sort(snapshot.segments.begin(), snapshot.segments.end(),
+            [](const SegmentSnapshot& a, const SegmentSnapshot& b) { return a.id < b.id; });
+  return snapshot;
+}
+
+}  // namespace unimem

@@ -33,6 +33,9 @@ struct MemoryConfig {
   std::size_t max_pool_bytes = 0;
   // Give cached memory back to the device when its pressure reaches High.
   bool trim_on_pressure = false;
+  // When an allocation fails with OutOfMemory, write MemoryManager::snapshot() with the failing request to
+  // this file (docs/snapshot.md) and name it in the error; empty: none. UNIMEM_CONF key oom_snapshot=PATH.
+  std::string oom_snapshot_path;
 
   // The presets. defaults(): the fields above. for_inference(): use as much as allowed, large pools, no
   // trimming. for_constrained(): small pools, aggressive trimming, a lower fraction.
@@ -40,24 +43,28 @@ struct MemoryConfig {
   [[nodiscard]] static MemoryConfig for_inference();
   [[nodiscard]] static MemoryConfig for_constrained();
 
-  // Fluent builder: each returns a modified copy, e.g. MemoryConfig::defaults().with_gpu_memory_fraction(0.8).
+  // Fluent builder: each returns a modified copy, e.g.
+  // MemoryConfig::defaults().with_gpu_memory_fraction(0.8).
   [[nodiscard]] MemoryConfig with_gpu_memory_fraction(double fraction) const;
   [[nodiscard]] MemoryConfig with_cpu_fallback(bool enabled) const;
   [[nodiscard]] MemoryConfig with_min_free_bytes(std::size_t bytes) const;
   [[nodiscard]] MemoryConfig with_tracking(bool enabled) const;
   [[nodiscard]] MemoryConfig with_max_pooled_per_bucket(std::size_t blocks) const;
   [[nodiscard]] MemoryConfig with_memory_limit(std::size_t bytes) const;
-  [[nodiscard]] MemoryConfig with_pool_growth(std::size_t initial_bytes, double factor, std::size_t max_bytes) const;
+  [[nodiscard]] MemoryConfig with_pool_growth(std::size_t initial_bytes, double factor,
+                                              std::size_t max_bytes) const;
   [[nodiscard]] MemoryConfig with_trim_on_pressure(bool enabled) const;
+  // Throws InvalidArgument for an empty path.
+  [[nodiscard]] MemoryConfig with_oom_snapshot(std::string path) const;
 
   // Throws InvalidArgument naming the field and its value: a fraction outside (0, 1], a growth factor outside
   // [1, 16], a size above 1 PiB, max_pooled_per_bucket above 1024, max_pool_bytes below initial_pool_bytes.
   void validate() const;
 
   // Applies "key=value,key=value" over `base` and validates the result. Keys: preset (defaults | inference |
-  // constrained; applied first), fraction, fallback (on/off), min_free, track (on/off), max_pooled_per_bucket,
-  // limit, initial_pool, growth, max_pool, trim_on_pressure (on/off). Sizes take units ("512MiB").
-  // Unknown keys, repeated keys and bad values throw InvalidArgument naming them.
+  // constrained; applied first), fraction, fallback (on/off), min_free, track (on/off),
+  // max_pooled_per_bucket, limit, initial_pool, growth, max_pool, trim_on_pressure (on/off). Sizes take units
+  // ("512MiB"). Unknown keys, repeated keys and bad values throw InvalidArgument naming them.
   [[nodiscard]] static MemoryConfig parse(std::string_view text, const MemoryConfig& base = defaults());
   // parse(getenv("UNIMEM_CONF")) over `base`; `base` unchanged when the variable is unset or empty.
   [[nodiscard]] static MemoryConfig from_environment(const MemoryConfig& base = defaults());

@@ -49,6 +49,7 @@
 #include "unimem/manager/imported_buffer.hpp"
 #include "unimem/manager/leak_report.hpp"
 #include "unimem/manager/memory_config.hpp"
+#include "unimem/manager/memory_snapshot.hpp"
 #include "unimem/resource/fallback_adaptor.hpp"
 #include "unimem/resource/memory_stats.hpp"
 #include "unimem/resource/pressure_adaptor.hpp"
@@ -181,6 +182,10 @@ class MemoryManager {
   std::uint64_t on_pressure_change(PressureCallback callback);
   // False for an unknown id.
   bool remove_pressure_callback(std::uint64_t id);
+  // Every pooled and pinned stack of every device: segments, ranges (with id, tag and age when
+  // MemoryConfig.track_allocations is on), statistics, limit and pressure (memory_snapshot.hpp). Take it
+  // while no other thread allocates: the size-class pools' thread caches are read without a lock.
+  [[nodiscard]] MemorySnapshot snapshot() const;
   // Every pool of every device and kind gives its cached memory back to the backend; the bytes released.
   std::size_t clear_pool();
   // The same for the devices at Medium pressure or above only; the bytes released.
@@ -279,6 +284,9 @@ class MemoryManager {
 
   [[noreturn]] void throw_out_of_memory(const OutOfMemory& failure, AllocationMode mode,
                                         DeviceId device) const;
+  // Writes the OOM snapshot when MemoryConfig.oom_snapshot_path is set; the text the OutOfMemory adds.
+  [[nodiscard]] std::string write_oom_snapshot(const OutOfMemory& failure, DeviceId device,
+                                               const std::string& stack) const;
   [[nodiscard]] DeviceId import_target(std::size_t bytes, std::optional<DeviceId> device) const;
   void check_owned(const MemoryResource* resource, std::string_view operation) const;
 

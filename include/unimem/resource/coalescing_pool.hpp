@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "unimem/resource/memory_resource.hpp"
+#include "unimem/resource/pool_snapshot.hpp"
 
 namespace unimem {
 
@@ -62,6 +63,8 @@ class CoalescingPool final : public MemoryResource {
   CoalescingPool& operator=(CoalescingPool&&) = delete;
 
   [[nodiscard]] FragmentationFigures fragmentation() const;
+  // Every segment and every range in it, free or handed out (pool_snapshot.hpp).
+  [[nodiscard]] PoolSnapshot snapshot() const;
   [[nodiscard]] const CoalescingPoolOptions& options() const noexcept { return options_; }
   [[nodiscard]] MemoryResource& upstream() const noexcept { return upstream_; }
 

@@ -30,6 +30,8 @@ class HybridPool final : public MemoryResource {
   [[nodiscard]] SizeClassPool& small_pool() noexcept { return small_; }
   [[nodiscard]] CoalescingPool& large_pool() noexcept { return large_; }
   [[nodiscard]] const HybridPoolOptions& options() const noexcept { return options_; }
+  // Both pools' segments, ordered by segment id, with usage() of the whole.
+  [[nodiscard]] PoolSnapshot snapshot() const;
 
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "unimem/resource/memory_resource.hpp"
+#include "unimem/resource/pool_snapshot.hpp"
 
 namespace unimem {
 
@@ -77,6 +78,8 @@ class SizeClassPool final : public MemoryResource {
   std::size_t shrink(std::size_t max_blocks_per_class);
 
   [[nodiscard]] SizeClassPoolStats stats() const;
+  // Every block as a segment of one range, handed out or cached; take it while no other thread uses the pool.
+  [[nodiscard]] PoolSnapshot snapshot() const;
   [[nodiscard]] const SizeClassPoolOptions& options() const noexcept { return options_; }
   [[nodiscard]] MemoryResource& upstream() const noexcept { return upstream_; }
 

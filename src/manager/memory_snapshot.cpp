@@ -1,0 +1,79 @@
+#include "unimem/manager/memory_snapshot.hpp"
+
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include "resource/snapshot_json.hpp"
+#include "unimem/core/error.hpp"
+
+namespace unimem {
+
+namespace {
+
+nlohmann::json stats_json(const MemoryStats& s) {
+  return {{"total_allocated_bytes", s.total_allocated_bytes},
+          {"in_use_bytes", s.in_use_bytes},
+          {"pooled_bytes", s.pooled_bytes},
+          {"peak_bytes", s.peak_bytes},
+          {"pool_hits", s.pool_hits},
+          {"pool_misses", s.pool_misses},
+          {"cpu_fallbacks", s.cpu_fallbacks},
+          {"active_buffers", s.active_buffers},
+          {"allocation_count", s.allocation_count},
+          {"free_count", s.free_count},
+          {"upstream_allocations", s.upstream_allocations},
+          {"upstream_deallocations", s.upstream_deallocations}};
+}
+
+}  // namespace
+
+std::string to_json(const MemorySnapshot& snapshot) {
+  nlohmann::json stacks = nlohmann::json::array();
+  for (const StackSnapshot& stack : snapshot.stacks) {
+    nlohmann::json entry = detail::pool_snapshot_json(stack.pool);
+    entry["stack"] = stack.name;
+    entry["limit_bytes"] = stack.limit_bytes;
+    entry["pressure"] = to_string(stack.pressure);
+    entry["stats"] = stats_json(stack.stats);
+    stacks.push_back(std::move(entry));
+  }
+  nlohmann::json document = {{"schema", "unimem.snapshot"},
+                             {"schema_version", kSnapshotSchemaVersion},
+                             {"stacks", std::move(stacks)}};
+  if (snapshot.failed_request) {
+    const FailedRequest& f = *snapshot.failed_request;
+    document["failed_request"] = {{"bytes", f.bytes},
+                                  {"device", detail::device_json(f.device)},
+                                  {"stack", f.stack},
+                                  {"message", f.message}};
+  } else {
+    document["failed_request"] = nullptr;
+  }
+  return document.dump();
+}
+
+void write_snapshot(const MemorySnapshot& snapshot, const std::filesystem::path& path) {
+  if (path.empty()) throw InvalidArgument("write_snapshot: empty path");
+  const std::string text = to_json(snapshot);
+  std::filesystem::path temporary = path;
+  temporary += ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(temporary, ignored);
+      throw InvalidArgument("write_snapshot: cannot write '" + path.string() + "'");
+    }
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    std::filesystem::remove(temporary, error);
+    throw InvalidArgument("write_snapshot: cannot write '" + path.string() + "': " + error.message());
+  }
+}
+
+}  // namespace unimem
