@@ -3,12 +3,14 @@
 // explicitly, and the default device chosen by the test, so that OpenCL devices present on the machine do not
 // change what a test exercises.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "unimem/backend/simulated_backend.hpp"
+#include "unimem/core/size.hpp"
 #include "unimem/manager/memory_manager.hpp"
 
 namespace unimem::test {
@@ -46,6 +48,17 @@ inline std::optional<DeviceId> device_serving(const MemoryManager& manager, Memo
 // report.
 inline void free_named_buffers(MemoryManager& manager) {
   for (const NamedBufferRecord& record : manager.check_leaks().named) manager.free(record.name);
+}
+
+// Shatters a 64 MiB device's pool: eight 8 MiB buffers, every other one freed, so 32 MiB are free and no free
+// range is larger than 8 MiB. Returns the four buffers still live (and four empty ones).
+inline std::vector<Buffer<std::byte>> shatter_pool(MemoryManager& manager, DeviceId device) {
+  std::vector<Buffer<std::byte>> pieces;
+  pieces.reserve(8);
+  for (int i = 0; i < 8; ++i)
+    pieces.push_back(manager.allocate<std::byte>(8 * MiB, AllocationMode::Pooled, device));
+  for (std::size_t i = 0; i < pieces.size(); i += 2) pieces[i] = Buffer<std::byte>();
+  return pieces;
 }
 
 // The message of what `action` throws as E, or "no error".

@@ -76,11 +76,7 @@ TEST(MemorySnapshot, OutOfMemoryWritesTheSnapshotAndNamesIt) {
                                             .with_pool_growth(64 * MiB, 2.0, 0)
                                             .with_oom_snapshot(path.string()),
                                         {"sim:64MiB"}));
-  std::vector<Buffer<std::byte>> pieces;
-  pieces.reserve(8);
-  for (int i = 0; i < 8; ++i)
-    pieces.push_back(manager.allocate<std::byte>(8 * MiB, AllocationMode::Pooled, kSim0));
-  for (std::size_t i = 0; i < pieces.size(); i += 2) pieces[i] = Buffer<std::byte>();
+  const std::vector<Buffer<std::byte>> pieces = test::shatter_pool(manager, kSim0);
   try {
     (void)manager.allocate<std::byte>(16 * MiB, AllocationMode::Pooled, kSim0);
     FAIL() << "a 16 MiB range was found among 8 MiB holes";
