@@ -1,5 +1,5 @@
-# Shared by scripts/demo and scripts/test: configure and build one build tree.
-# Usage: configure_and_build BUILD_DIR [cmake options...]
+# Shared by the scripts: configure and build one build tree.
+# Usage: configure_and_build BUILD_DIR [cmake options...]   (configure_tree: the same, without building)
 set -euo pipefail
 
 UNIMEM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -7,7 +7,7 @@ UNIMEM_JOBS="${UNIMEM_JOBS:-$(nproc)}"
 # Two PoCL devices, so that multi-device paths run on a CPU-only machine.
 export POCL_DEVICES="${POCL_DEVICES:-pthread pthread}"
 
-configure_and_build() {
+configure_tree() {
   local dir="$1"
   shift
   local launcher=()
@@ -15,7 +15,11 @@ configure_and_build() {
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   fi
   cmake -S "$UNIMEM_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
-  cmake --build "$dir" --parallel "$UNIMEM_JOBS"
+}
+
+configure_and_build() {
+  configure_tree "$@"
+  cmake --build "$1" --parallel "$UNIMEM_JOBS"
 }
 
 # ctest lists skipped tests by name only; print each distinct reason gtest gave, with how many tests gave it.
