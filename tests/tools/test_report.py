@@ -17,7 +17,7 @@ from pathlib import Path
 CLI = os.environ.get("UNIMEM_CLI", "unimem")
 ROOT = Path(__file__).resolve().parents[2]
 # What Chromium logs for a console message, an uncaught exception, a failed load or a CSP refusal.
-CONSOLE_ERRORS = r"(?i)CONSOLE\(|Uncaught|net::ERR|Refused to"
+CONSOLE_ERRORS = r"(?i)CONSOLE[:(]|Uncaught|net::ERR|Refused to"
 DEMO_TRACE = ROOT / "data" / "traces" / "demo_training.csv"
 
 

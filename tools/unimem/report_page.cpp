@@ -218,6 +218,8 @@ svg { display: block; }
     renderMaps();
     renderLargest();
     if (!document.body.hasAttribute("data-status")) document.body.setAttribute("data-status", "ok");
+    // Milliseconds from navigation to drawn, for docs/cli.md's load-time figures.
+    document.body.setAttribute("data-render-ms", performance.now().toFixed(0));
   } catch (e) {
     fail("error: " + e.message);
   }
