@@ -366,7 +366,7 @@ std::filesystem::path require_chromium() {
     std::string directory;
     while (std::getline(directories, directory, ':')) {
       if (directory.empty()) continue;
-      const std::filesystem::path candidate = std::filesystem::path(directory) / name;
+      std::filesystem::path candidate = std::filesystem::path(directory) / name;
       if (access(candidate.c_str(), X_OK) == 0) return candidate;
     }
   }
@@ -393,6 +393,7 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
                                    screenshot,
                                    url};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
