@@ -1,4 +1,5 @@
-// The unimem command-line tool: `unimem info`, `unimem replay`, `unimem bench alloc|transfer`.
+// The unimem command-line tool: `unimem info`, `unimem replay`, `unimem report`, `unimem bench
+// alloc|transfer`.
 
 #include <fmt/format.h>
 
@@ -6,6 +7,7 @@
 #include <exception>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +20,8 @@
 #include "unimem/core/size.hpp"
 #include "unimem/info_command.hpp"
 #include "unimem/replay_command.hpp"
+#include "unimem/report_command.hpp"
+#include "unimem/report_page.hpp"
 #include "unimem/resource/resource_spec.hpp"
 
 namespace {
@@ -77,6 +81,33 @@ int run_replay(const ReplayArguments& args) {
   return 0;
 }
 
+struct ReportArguments {
+  std::vector<std::string> inputs;
+  std::string output;
+  std::string png;
+  std::vector<std::string> resources;
+  std::string device{unimem::cli::kDefaultReplayDevice};
+  std::optional<std::size_t> at;
+  bool lenient = false;
+};
+
+int run_report(const ReportArguments& args) {
+  // A typo in a spec should not wait for the trace to be read, nor --png for the page to be written.
+  for (const auto& spec : args.resources) (void)unimem::parse_resource_spec(spec);
+  if (!args.png.empty()) (void)unimem::cli::require_chromium();
+  const unimem::cli::DeviceSelection selection({args.device});
+  const nlohmann::json data =
+      unimem::cli::report_data(args.inputs, selection.front(),
+                               {.resources = args.resources, .at_event = args.at, .lenient = args.lenient});
+  unimem::cli::write_report_file(args.output, unimem::cli::report_page(data));
+  std::cout << "report written to " << args.output << '\n';
+  if (!args.png.empty()) {
+    unimem::cli::render_png(args.output, args.png);
+    std::cout << "screenshot written to " << args.png << '\n';
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +138,29 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, kMaxRepeat));
   replay->add_flag("--json", replay_args.json, "Print JSON instead of a table");
   replay->add_flag("--lenient", replay_args.lenient, "Skip and count malformed lines instead of stopping");
+
+  ReportArguments report_args;
+  auto* report = app.add_subcommand(
+      "report", "Write one self-contained HTML page showing memory over a trace, or in snapshot files");
+  report
+      ->add_option("inputs", report_args.inputs,
+                   "One RMM CSV trace, or snapshot JSON files (docs/snapshot.md)")
+      ->required();
+  report->add_option("-o,--output", report_args.output, "The HTML file to write")->required();
+  report
+      ->add_option("--resource", report_args.resources,
+                   "Resource specs a trace is replayed against, side by side (default: " +
+                       std::string(unimem::kDefaultResourceSpec) + ")")
+      ->expected(1, -1);
+  report->add_option("--device", report_args.device,
+                     "host, opencl:N, cuda:N or sim:SIZE[:backed] (default: " +
+                         std::string(unimem::cli::kDefaultReplayDevice) + ", unbacked)");
+  report->add_option(
+      "--at", report_args.at,
+      "Show the segment map after event N (default: the peak, or the first failed allocation)");
+  report->add_option("--png", report_args.png, "Also render the page to this PNG with headless Chromium");
+  report->add_flag("--lenient", report_args.lenient,
+                   "Skip and count malformed trace lines instead of stopping");
 
   auto* bench = app.add_subcommand("bench", "Microbenchmarks: allocation and transfer");
   bench->require_subcommand(1);
@@ -153,7 +207,7 @@ int main(int argc, char** argv) {
         std::as_const(app).get_subcommands([&](const CLI::App* sub) { return sub->get_name() == command; });
     if (known.empty()) {
       std::cerr << "unimem: unknown command " << unimem::quoted(command)
-                << " (info, replay, bench; see --help)\n";
+                << " (info, replay, report, bench; see --help)\n";
       return 1;
     }
   }
@@ -175,6 +229,7 @@ int main(int argc, char** argv) {
       }
     }
     if (replay->parsed()) return run_replay(replay_args);
+    if (report->parsed()) return run_report(report_args);
     if (alloc->parsed()) {
       if (!alloc_resources.empty()) alloc_options.resources = alloc_resources;
       alloc_options.sizes = parse_sizes(alloc_sizes);

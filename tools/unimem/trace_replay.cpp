@@ -160,6 +160,17 @@ CallTimes time_calls(const Trace& trace, MemoryResource& resource, double clock_
 
 }  // namespace
 
+std::size_t replay_observed(const Trace& trace, MemoryResource& resource, const ReplayObserver& observe) {
+  std::vector<Allocation> live(trace.slot_count);
+  const ReplayCounts counts = replay_events(trace, resource, live, kJustCall, [&](std::size_t i) {
+    const TraceEvent& event = trace.events[i];
+    // An allocation that failed leaves its slot empty.
+    observe(i, event.action == TraceAction::Allocate && !live[event.slot], resource);
+  });
+  release_all(resource, live);
+  return counts.failed_allocations;
+}
+
 ReplayResult replay_trace(const Trace& trace, std::string_view resource_spec, Backend& backend, int device,
                           MemoryKind kind, const ReplayOptions& options) {
   if (options.repeat < 1) {

@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "unimem/backend/backend.hpp"
+#include "unimem/resource/memory_resource.hpp"
 #include "unimem/trace.hpp"
 
 namespace unimem::cli {
@@ -61,5 +62,14 @@ struct ReplayOptions {
 // OutOfMemory.
 [[nodiscard]] ReplayResult replay_trace(const Trace& trace, std::string_view resource_spec, Backend& backend,
                                         int device, MemoryKind kind, const ReplayOptions& options = {});
+
+// Called after event `event` of a replay_observed() with the resource replayed on; `failed` is true when the
+// event was an allocation that failed with OutOfMemory.
+using ReplayObserver = std::function<void(std::size_t event, bool failed, const MemoryResource& resource)>;
+
+// Replays the events once, in order, on `resource` (untimed), calling `observe` after each one, then frees
+// what is still live. Failed allocations are counted and their frees skipped, as in replay_trace(). Returns
+// the number of failed allocations.
+std::size_t replay_observed(const Trace& trace, MemoryResource& resource, const ReplayObserver& observe);
 
 }  // namespace unimem::cli
