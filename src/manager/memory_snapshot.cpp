@@ -1,11 +1,10 @@
 #include "unimem/manager/memory_snapshot.hpp"
 
-#include <fstream>
 #include <string>
-#include <system_error>
 
 #include "resource/snapshot_json.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/file_output.hpp"
 
 namespace unimem {
 
@@ -55,25 +54,7 @@ std::string to_json(const MemorySnapshot& snapshot) {
 
 void write_snapshot(const MemorySnapshot& snapshot, const std::filesystem::path& path) {
   if (path.empty()) throw InvalidArgument("write_snapshot: empty path");
-  const std::string text = to_json(snapshot);
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw InvalidArgument("write_snapshot: cannot write '" + path.string() + "'");
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw InvalidArgument("write_snapshot: cannot write '" + path.string() + "': " + error.message());
-  }
+  write_file_replacing(path, to_json(snapshot), "write_snapshot");
 }
 
 }  // namespace unimem

@@ -64,12 +64,5 @@ TEST(ReportCommand, PageEscapesTheEndOfItsScript) {
   EXPECT_NE(page.find("<\\/script><b>x"), std::string::npos);
 }
 
-TEST(ReportCommand, UnwritableOutputLeavesNothing) {
-  const std::filesystem::path path = "/nonexistent/dir/report.html";
-  EXPECT_THROW(write_report_file(path, "x"), InvalidArgument);
-  EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
-  EXPECT_THROW(write_report_file("", "x"), InvalidArgument);
-}
-
 }  // namespace
 }  // namespace unimem::cli

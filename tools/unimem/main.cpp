@@ -17,6 +17,7 @@
 #include "unimem/bench_command.hpp"
 #include "unimem/config.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/file_output.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/info_command.hpp"
 #include "unimem/replay_command.hpp"
@@ -99,7 +100,7 @@ int run_report(const ReportArguments& args) {
   const nlohmann::json data =
       unimem::cli::report_data(args.inputs, selection.front(),
                                {.resources = args.resources, .at_event = args.at, .lenient = args.lenient});
-  unimem::cli::write_report_file(args.output, unimem::cli::report_page(data));
+  unimem::write_file_replacing(args.output, unimem::cli::report_page(data), "report");
   std::cout << "report written to " << args.output << '\n';
   if (!args.png.empty()) {
     unimem::cli::render_png(args.output, args.png);

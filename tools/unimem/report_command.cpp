@@ -14,6 +14,7 @@
 
 #include "unimem/config.hpp"
 #include "unimem/core/error.hpp"
+#include "unimem/core/file_output.hpp"
 #include "unimem/replay_command.hpp"
 #include "unimem/resource/pool_snapshot.hpp"
 #include "unimem/resource/resource_spec.hpp"
@@ -334,28 +335,6 @@ json report_data(const std::vector<std::string>& inputs, const SelectedDevice& d
   }
   data["unimem_version"] = UNIMEM_VERSION;
   return data;
-}
-
-void write_report_file(const std::filesystem::path& path, const std::string& text) {
-  if (path.empty()) throw InvalidArgument("report: empty output path");
-  std::filesystem::path temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw InvalidArgument("report: cannot write " + unimem::quoted(path.string()));
-    }
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw InvalidArgument("report: cannot write " + unimem::quoted(path.string()) + ": " + error.message());
-  }
 }
 
 std::filesystem::path require_chromium() {

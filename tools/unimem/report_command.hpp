@@ -34,10 +34,6 @@ inline constexpr std::size_t kLargestAllocations = 20;
 [[nodiscard]] nlohmann::json report_data(const std::vector<std::string>& inputs, const SelectedDevice& device,
                                          const ReportOptions& options);
 
-// Writes `text` to `path` through a temporary file in the same directory renamed into place, so that the
-// file is whole or absent. Throws InvalidArgument naming the path when it cannot be written.
-void write_report_file(const std::filesystem::path& path, const std::string& text);
-
 // The path of a Chromium binary on PATH (chromium, then chromium-browser). Throws NotSupported when there is
 // none.
 [[nodiscard]] std::filesystem::path require_chromium();
