@@ -100,14 +100,14 @@ struct PyBuffer {
     return view().host_data();
   }
 
-  // A DLPack capsule of the whole buffer, holding a reference to the allocation.
-  [[nodiscard]] nb::object as_dlpack_capsule() const {
+  // The whole buffer as nanobind's array-API object (DLPack), holding a reference to the allocation.
+  [[nodiscard]] nb::object as_array_api() const {
     std::byte* data = host_data("__dlpack__");
     auto* owner_ref = new std::shared_ptr<Allocation>(allocation);
     nb::capsule owner(owner_ref,
                       [](void* p) noexcept { delete static_cast<std::shared_ptr<Allocation>*>(p); });
     const auto [device_type, device_id] = dlpack_device();
-    nb::ndarray<> array(data, shape.size(), shape.data(), owner, nullptr, dtype, device_type, device_id);
+    nb::ndarray<nb::array_api> array(data, shape.size(), shape.data(), owner, nullptr, dtype, device_type, device_id);
     return nb::cast(array, nb::rv_policy::reference);
   }
 };
@@ -387,9 +387,10 @@ NB_MODULE(_unimem, m) {
            })
       .def("__dlpack_device__", &PyBuffer::dlpack_device)
       .def("__dlpack__",
-           // The legacy (unversioned) capsule, which every consumer accepts; the keyword arguments of newer
-           // consumers (stream, max_version, dl_device, copy) ask for nothing it does not do.
-           [](const PyBuffer& b, const nb::kwargs&) { return b.as_dlpack_capsule(); })
+           // nanobind's array-API object answers the protocol's versions and keyword arguments.
+           [](const PyBuffer& b, const nb::args& args, const nb::kwargs& kwargs) {
+             return b.as_array_api().attr("__dlpack__")(*args, **kwargs);
+           })
       .def_prop_ro("__array_interface__", [](const PyBuffer& b) {
         nb::dict out;
         nb::list shape;
