@@ -12,27 +12,39 @@ bool is_simulated(std::string_view text) {
   return text.starts_with("sim:");
 }
 
+// The N of "backend:N"; 0 when there is no colon.
+int parse_index(std::string_view text) {
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return 0;
+  const std::string_view number = text.substr(colon + 1);
+  int index = 0;
+  const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), index);
+  if (ec != std::errc{} || end != number.data() + number.size() || number.empty() || index < 0) {
+    throw InvalidArgument("device '" + std::string(text) + "': '" + std::string(number) +
+                          "' is not a device index");
+  }
+  return index;
+}
+
 // "opencl:1" -> (OpenCL, 1); "host" -> (Host, 0).
 std::pair<BackendKind, int> parse_device(std::string_view text) {
-  const std::size_t colon = text.find(':');
-  const std::string_view name = text.substr(0, colon);
-  int index = 0;
-  if (colon != std::string_view::npos) {
-    const std::string_view number = text.substr(colon + 1);
-    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), index);
-    if (ec != std::errc{} || end != number.data() + number.size() || number.empty() || index < 0) {
-      throw InvalidArgument("device '" + std::string(text) + "': '" + std::string(number) +
-                            "' is not a device index");
-    }
-  }
+  const std::string_view name = text.substr(0, text.find(':'));
   for (const BackendKind kind : kAllBackendKinds) {
-    if (kind != BackendKind::Simulated && to_string(kind) == name) return {kind, index};
+    if (kind != BackendKind::Simulated && to_string(kind) == name) return {kind, parse_index(text)};
   }
   throw InvalidArgument("device '" + std::string(text) +
                         "': unknown backend (expected host, opencl:N, cuda:N or sim:SIZE[:backed])");
 }
 
 }  // namespace
+
+DeviceId parse_device_id(std::string_view text) {
+  if (is_simulated(text)) {
+    return {BackendKind::Simulated, parse_index(text)};
+  }
+  const auto [kind, index] = parse_device(text);
+  return {kind, index};
+}
 
 DeviceSelection::DeviceSelection(const std::vector<std::string>& texts) {
   BackendRegistryOptions options;

@@ -10,6 +10,10 @@
 
 namespace unimem::cli {
 
+// A device of a registry or manager by name: "host", "opencl:1", "cuda:0", "sim:2" (the third simulated
+// device). Throws InvalidArgument naming the text for an unknown backend or a malformed index.
+[[nodiscard]] DeviceId parse_device_id(std::string_view text);
+
 struct SelectedDevice {
   std::string text;  // as the user wrote it
   Backend* backend = nullptr;

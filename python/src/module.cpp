@@ -1,0 +1,468 @@
+// unimem._unimem: the MemoryManager, its buffers (buffer protocol through __array_interface__, DLPack through
+// nanobind's ndarray), the exception hierarchy, and the CLI's info and replay commands (tools/unimem).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "unimem/backend/simulated_backend.hpp"
+#include "unimem/core/size.hpp"
+#include "unimem/device_option.hpp"
+#include "unimem/info_command.hpp"
+#include "unimem/manager/memory_manager.hpp"
+#include "unimem/replay_command.hpp"
+#include "unimem/resource/resource_spec.hpp"
+
+namespace nb = nanobind;
+
+namespace {
+
+using unimem::AllocationMode;
+using unimem::BackendKind;
+using unimem::DeviceId;
+using unimem::MemoryKind;
+
+// DLPack device types (dlpack.h's DLDeviceType); simulated memory has no DLPack type of its own.
+constexpr int kDLCPU = 1;
+constexpr int kDLCUDA = 2;
+constexpr int kDLCUDAHost = 3;
+constexpr int kDLOpenCL = 4;
+constexpr int kDLCUDAManaged = 13;
+constexpr int kDLExtDev = 12;
+
+std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+AllocationMode parse_mode(std::string_view text) {
+  if (text == "pooled") return AllocationMode::Pooled;
+  if (text == "unpooled") return AllocationMode::Unpooled;
+  if (text == "pinned") return AllocationMode::Pinned;
+  if (text == "unified") return AllocationMode::Unified;
+  throw unimem::InvalidArgument("mode " + unimem::quoted(text) +
+                                ": expected 'pooled', 'unpooled', 'pinned' or 'unified'");
+}
+
+// The manager and every buffer share it, so that the manager outlives the last buffer and view.
+using SharedManager = std::shared_ptr<unimem::MemoryManager>;
+
+// One allocation; DLPack capsules and NumPy arrays keep it alive through a shared_ptr of their own.
+struct Allocation {
+  SharedManager manager;
+  unimem::RawBuffer buffer;
+
+  ~Allocation() {
+    // Freeing may run pressure callbacks, which take the GIL themselves.
+    nb::gil_scoped_release release;
+    buffer = unimem::RawBuffer();
+  }
+};
+
+struct PyBuffer {
+  std::shared_ptr<Allocation> allocation;
+  std::vector<std::size_t> shape;
+  nb::dlpack::dtype dtype;
+  std::string dtype_name;
+
+  [[nodiscard]] const unimem::RawView& view() const { return allocation->buffer.view(); }
+  [[nodiscard]] std::size_t nbytes() const { return allocation->buffer.bytes(); }
+  [[nodiscard]] bool host_visible() const { return view().host_visible(); }
+
+  [[nodiscard]] std::pair<int, int> dlpack_device() const {
+    const DeviceId device = allocation->buffer.device();
+    const MemoryKind kind = allocation->buffer.kind();
+    if (device.backend == BackendKind::Cuda) {
+      if (kind == MemoryKind::PinnedHost) return {kDLCUDAHost, 0};
+      if (kind == MemoryKind::Unified) return {kDLCUDAManaged, device.index};
+      return {kDLCUDA, device.index};
+    }
+    if (host_visible()) return {kDLCPU, 0};
+    if (device.backend == BackendKind::OpenCL) return {kDLOpenCL, device.index};
+    return {kDLExtDev, device.index};
+  }
+
+  [[nodiscard]] std::byte* host_data(std::string_view what) const {
+    if (!host_visible()) {
+      throw unimem::NotSupported(std::string(what) + ": the buffer's memory (" + view().describe() +
+                                 ") is not host-visible; use copy_to/copy_from");
+    }
+    return view().host_data();
+  }
+
+  // The whole buffer as nanobind's array-API object (DLPack), holding a reference to the allocation.
+  [[nodiscard]] nb::object as_array_api() const {
+    std::byte* data = host_data("__dlpack__");
+    auto* owner_ref = new std::shared_ptr<Allocation>(allocation);
+    nb::capsule owner(owner_ref,
+                      [](void* p) noexcept { delete static_cast<std::shared_ptr<Allocation>*>(p); });
+    const auto [device_type, device_id] = dlpack_device();
+    nb::ndarray<nb::array_api> array(data, shape.size(), shape.data(), owner, nullptr, dtype, device_type, device_id);
+    return nb::cast(array, nb::rv_policy::reference);
+  }
+};
+
+// What a copy moves: the whole buffer, to or from a C-contiguous object of at least that many bytes.
+class HostBytes {
+ public:
+  HostBytes(nb::handle object, bool writable, std::size_t needed, std::string_view what) {
+    const int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(object.ptr(), &view_, flags) != 0) {
+      PyErr_Clear();
+      const std::string type = nb::type_name(object.type()).c_str();
+      if (PyObject_CheckBuffer(object.ptr()) == 0) {
+        throw unimem::TypeMismatch(std::string(what) + ": a " + unimem::quoted(type) +
+                                   " object does not support the buffer protocol");
+      }
+      throw unimem::InvalidArgument(std::string(what) + ": the " + unimem::quoted(type) +
+                                    " object is not a " + (writable ? "writable " : "") +
+                                    "C-contiguous buffer");
+    }
+    if (static_cast<std::size_t>(view_.len) < needed) {
+      const auto length = static_cast<std::size_t>(view_.len);
+      PyBuffer_Release(&view_);
+      throw unimem::InvalidArgument(std::string(what) + ": the object holds " + std::to_string(length) +
+                                    " bytes, the buffer " + std::to_string(needed));
+    }
+  }
+  ~HostBytes() { PyBuffer_Release(&view_); }
+  HostBytes(const HostBytes&) = delete;
+  HostBytes& operator=(const HostBytes&) = delete;
+  HostBytes(HostBytes&&) = delete;
+  HostBytes& operator=(HostBytes&&) = delete;
+
+  [[nodiscard]] void* data() const noexcept { return view_.buf; }
+
+ private:
+  Py_buffer view_{};
+};
+
+struct DtypeInfo {
+  nb::dlpack::dtype dtype;
+  std::string typestr;  // NumPy's array-interface spelling
+};
+
+DtypeInfo parse_dtype(nb::handle dtype) {
+  // Accepts a name ("float32") or anything NumPy-like whose str() is one (numpy.float32, numpy.dtype('f4')).
+  std::string name = nb::isinstance<nb::str>(dtype) ? nb::cast<std::string>(dtype)
+                                                    : nb::cast<std::string>(nb::str(dtype.attr("__name__")));
+  if (nb::hasattr(dtype, "name") && !nb::isinstance<nb::str>(dtype) &&
+      !nb::isinstance<nb::type_object>(dtype))
+    name = nb::cast<std::string>(dtype.attr("name"));
+  using Code = nb::dlpack::dtype_code;
+  struct Known {
+    const char* name;
+    Code code;
+    std::uint8_t bits;
+    const char* typestr;
+  };
+  static constexpr Known kKnown[] = {
+      {"bool", Code::Bool, 8, "|b1"},      {"int8", Code::Int, 8, "|i1"},
+      {"int16", Code::Int, 16, "<i2"},     {"int32", Code::Int, 32, "<i4"},
+      {"int64", Code::Int, 64, "<i8"},     {"uint8", Code::UInt, 8, "|u1"},
+      {"uint16", Code::UInt, 16, "<u2"},   {"uint32", Code::UInt, 32, "<u4"},
+      {"uint64", Code::UInt, 64, "<u8"},   {"float16", Code::Float, 16, "<f2"},
+      {"float32", Code::Float, 32, "<f4"}, {"float64", Code::Float, 64, "<f8"},
+  };
+  for (const Known& known : kKnown) {
+    if (name == known.name) {
+      return {nb::dlpack::dtype{static_cast<std::uint8_t>(known.code), known.bits, 1}, known.typestr};
+    }
+  }
+  throw unimem::InvalidArgument("dtype " + unimem::quoted(name) +
+                                ": expected bool, int8..int64, uint8..uint64, float16, float32 or float64");
+}
+
+struct PyManager {
+  SharedManager manager;
+
+  PyManager(std::optional<std::string> config, const std::vector<std::string>& simulated,
+            std::optional<std::string> default_device) {
+    unimem::ManagerOptions options;
+    if (config) options.config = unimem::MemoryConfig::parse(*config);
+    for (const auto& spec : simulated)
+      options.registry.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
+    if (default_device) options.default_device = unimem::cli::parse_device_id(*default_device);
+    nb::gil_scoped_release release;
+    manager = std::make_shared<unimem::MemoryManager>(std::move(options));
+  }
+
+  [[nodiscard]] std::optional<DeviceId> device_of(const std::optional<std::string>& text) const {
+    if (!text) return std::nullopt;
+    return unimem::cli::parse_device_id(*text);
+  }
+
+  PyBuffer allocate(nb::handle size, std::string_view mode, const std::optional<std::string>& device) {
+    PyBuffer result;
+    std::size_t count = 1;
+    std::size_t element = 1;
+    if (nb::isinstance<nb::tuple>(size)) {
+      const auto pair = nb::borrow<nb::tuple>(size);
+      if (pair.size() != 2) throw unimem::InvalidArgument("allocate: expected nbytes or (shape, dtype)");
+      const DtypeInfo dtype = parse_dtype(pair[1]);
+      result.dtype = dtype.dtype;
+      result.dtype_name = dtype.typestr;
+      element = dtype.dtype.bits / 8;
+      nb::object shape = pair[0];
+      if (nb::isinstance<nb::int_>(shape)) shape = nb::make_tuple(shape);
+      for (nb::handle extent : shape) {
+        const auto value = nb::cast<long long>(extent);
+        if (value <= 0)
+          throw unimem::InvalidArgument("allocate: shape extent " + std::to_string(value) +
+                                        " (extents must be positive)");
+        result.shape.push_back(static_cast<std::size_t>(value));
+        count *= static_cast<std::size_t>(value);
+      }
+      if (result.shape.empty()) throw unimem::InvalidArgument("allocate: an empty shape");
+    } else {
+      const auto value = nb::cast<long long>(size);
+      if (value <= 0)
+        throw unimem::InvalidArgument("allocate: nbytes " + std::to_string(value) + " (must be positive)");
+      count = static_cast<std::size_t>(value);
+      result.shape = {count};
+      result.dtype = nb::dtype<std::uint8_t>();
+      result.dtype_name = "|u1";
+    }
+    const std::size_t bytes = unimem::checked_mul(count, element);
+    const AllocationMode allocation_mode = parse_mode(mode);
+    const std::optional<DeviceId> target = device_of(device);
+    auto allocation = std::make_shared<Allocation>();
+    allocation->manager = manager;
+    {
+      nb::gil_scoped_release release;
+      unimem::MemoryResource& from = manager->resource(allocation_mode, target);
+      allocation->buffer = unimem::RawBuffer(from, unimem::element_type_of<std::byte>(), bytes);
+    }
+    result.allocation = std::move(allocation);
+    return result;
+  }
+};
+
+nb::dict stats_dict(const unimem::MemoryStats& stats) {
+  nb::dict out;
+  out["total_allocated_bytes"] = stats.total_allocated_bytes;
+  out["in_use_bytes"] = stats.in_use_bytes;
+  out["pooled_bytes"] = stats.pooled_bytes;
+  out["peak_bytes"] = stats.peak_bytes;
+  out["pool_hits"] = stats.pool_hits;
+  out["pool_misses"] = stats.pool_misses;
+  out["cpu_fallbacks"] = stats.cpu_fallbacks;
+  out["active_buffers"] = stats.active_buffers;
+  out["allocation_count"] = stats.allocation_count;
+  out["free_count"] = stats.free_count;
+  out["upstream_allocations"] = stats.upstream_allocations;
+  out["upstream_deallocations"] = stats.upstream_deallocations;
+  return out;
+}
+
+// A Python callable kept by C++ code that may copy or drop it without the GIL.
+std::shared_ptr<nb::object> keep(nb::object callable) {
+  return {new nb::object(std::move(callable)), [](nb::object* object) {
+            nb::gil_scoped_acquire acquire;
+            delete object;
+          }};
+}
+
+void register_exceptions(nb::module_& m) {
+  auto make = [&m](const char* name, PyObject* bases, const char* doc) {
+    PyObject* type = PyErr_NewExceptionWithDoc((std::string("unimem.") + name).c_str(), doc, bases, nullptr);
+    Py_DECREF(bases);
+    m.attr(name) = nb::steal(type);
+    return type;
+  };
+  PyObject* error = make("Error", Py_BuildValue("(O)", PyExc_Exception), "Base of every unimem error.");
+  PyObject* invalid = make("InvalidArgument", Py_BuildValue("(OO)", error, PyExc_ValueError),
+                           "A value the function cannot accept; the message names it.");
+  PyObject* mismatch = make("TypeMismatch", Py_BuildValue("(OO)", error, PyExc_TypeError),
+                            "An object or element type other than the one required.");
+  PyObject* unsupported = make("NotSupported", Py_BuildValue("(OO)", error, PyExc_NotImplementedError),
+                               "The operation exists but not for this backend, device or kind of memory.");
+  PyObject* oom = make("OutOfMemory", Py_BuildValue("(OO)", error, PyExc_MemoryError),
+                       "A memory request could not be satisfied; the message has the device's figures.");
+  PyObject* backend = make("BackendError", Py_BuildValue("(OO)", error, PyExc_RuntimeError),
+                           "The native API (OpenCL, CUDA, the OS) returned an error.");
+  nb::register_exception_translator(
+      [](const std::exception_ptr& failure, void* types) {
+        auto* const* type = static_cast<PyObject* const*>(types);
+        try {
+          std::rethrow_exception(failure);
+        } catch (const unimem::InvalidArgument& e) {
+          PyErr_SetString(type[1], e.what());
+        } catch (const unimem::TypeMismatch& e) {
+          PyErr_SetString(type[2], e.what());
+        } catch (const unimem::NotSupported& e) {
+          PyErr_SetString(type[3], e.what());
+        } catch (const unimem::OutOfMemory& e) {
+          PyErr_SetString(type[4], e.what());
+        } catch (const unimem::BackendError& e) {
+          PyErr_SetString(type[5], e.what());
+        } catch (const unimem::Error& e) {
+          PyErr_SetString(type[0], e.what());
+        }
+      },
+      new PyObject* [6] { error, invalid, mismatch, unsupported, oom, backend });
+}
+
+}  // namespace
+
+NB_MODULE(_unimem, m) {
+  m.doc() = "unimem's C++ core; use the unimem package, which documents and wraps it.";
+  register_exceptions(m);
+
+  m.def(
+      "info_json",
+      [](const std::vector<std::string>& simulated) {
+        unimem::BackendRegistryOptions options;
+        for (const auto& spec : simulated)
+          options.simulated_devices.push_back(unimem::SimulatedDeviceSpec::parse(spec));
+        std::string text;
+        {
+          nb::gil_scoped_release release;
+          const unimem::BackendRegistry registry(options);
+          text = json_text(unimem::cli::info_json(registry, unimem::detect_platform()));
+        }
+        return text;
+      },
+      nb::arg("simulated") = std::vector<std::string>{});
+
+  m.def(
+      "replay_json",
+      [](const std::string& path, const std::vector<std::string>& stacks, const std::string& device,
+         int repeat, std::optional<nb::object> progress) {
+        if (stacks.empty()) throw unimem::InvalidArgument("replay: no stacks given");
+        for (const auto& spec : stacks) (void)unimem::parse_resource_spec(spec);
+        unimem::cli::ReplayOptions options{.repeat = repeat, .progress = {}};
+        if (progress) {
+          std::shared_ptr<nb::object> callback = keep(*progress);
+          options.progress = [callback](std::string_view phase, double fraction) {
+            nb::gil_scoped_acquire acquire;
+            (*callback)(phase, fraction);
+          };
+        }
+        nb::gil_scoped_release release;
+        const unimem::cli::Trace trace = unimem::cli::load_trace(path);
+        const unimem::cli::DeviceSelection selection({device});
+        const auto results = unimem::cli::replay_stacks(trace, selection.front(), stacks, options);
+        return json_text(unimem::cli::replay_json(trace, selection.front(), repeat, results));
+      },
+      nb::arg("path"), nb::arg("stacks"), nb::arg("device"), nb::arg("repeat"), nb::arg("progress").none());
+
+  nb::class_<PyBuffer>(m, "Buffer")
+      .def_prop_ro("nbytes", &PyBuffer::nbytes)
+      .def_prop_ro("device",
+                   [](const PyBuffer& b) { return unimem::to_string(b.allocation->buffer.device()); })
+      .def_prop_ro(
+          "kind",
+          [](const PyBuffer& b) { return std::string(unimem::to_string(b.allocation->buffer.kind())); })
+      .def_prop_ro("host_visible", &PyBuffer::host_visible)
+      .def_prop_ro("shape",
+                   [](const PyBuffer& b) {
+                     nb::list out;
+                     for (std::size_t extent : b.shape) out.append(extent);
+                     return nb::tuple(out);
+                   })
+      .def_prop_ro("address",
+                   [](const PyBuffer& b) { return reinterpret_cast<std::uintptr_t>(b.host_data("address")); })
+      .def("copy_from",
+           [](const PyBuffer& b, nb::handle source) {
+             const HostBytes bytes(source, false, b.nbytes(), "copy_from");
+             nb::gil_scoped_release release;
+             b.view().copy_from_host(bytes.data(), b.view().size(), 0);
+           })
+      .def("copy_to",
+           [](const PyBuffer& b, nb::handle target) {
+             const HostBytes bytes(target, true, b.nbytes(), "copy_to");
+             nb::gil_scoped_release release;
+             b.view().copy_to_host(bytes.data(), b.view().size(), 0);
+           })
+      .def("__dlpack_device__", &PyBuffer::dlpack_device)
+      .def("__dlpack__",
+           // nanobind's array-API object answers the protocol's versions and keyword arguments.
+           [](const PyBuffer& b, const nb::args& args, const nb::kwargs& kwargs) {
+             return b.as_array_api().attr("__dlpack__")(*args, **kwargs);
+           })
+      .def_prop_ro("__array_interface__", [](const PyBuffer& b) {
+        nb::dict out;
+        nb::list shape;
+        for (std::size_t extent : b.shape) shape.append(extent);
+        out["shape"] = nb::tuple(shape);
+        out["typestr"] = b.dtype_name;
+        out["data"] =
+            nb::make_tuple(reinterpret_cast<std::uintptr_t>(b.host_data("__array_interface__")), false);
+        out["version"] = 3;
+        return out;
+      });
+
+  nb::class_<PyManager>(m, "MemoryManager")
+      .def(
+          nb::init<std::optional<std::string>, const std::vector<std::string>&, std::optional<std::string>>(),
+          nb::arg("config").none() = nb::none(), nb::arg("simulated") = std::vector<std::string>{},
+          nb::arg("default_device").none() = nb::none())
+      .def("allocate", &PyManager::allocate, nb::arg("size"), nb::arg("mode") = "pooled",
+           nb::arg("device").none() = nb::none())
+      .def("devices",
+           [](const PyManager& self) {
+             std::vector<std::string> out;
+             for (const DeviceId& id : self.manager->devices()) out.push_back(unimem::to_string(id));
+             return out;
+           })
+      .def_prop_ro("default_device",
+                   [](const PyManager& self) { return unimem::to_string(self.manager->default_device()); })
+      .def(
+          "stats",
+          [](const PyManager& self, const std::optional<std::string>& device) {
+            const std::optional<DeviceId> id = self.device_of(device);
+            return stats_dict(id ? self.manager->stats(*id) : self.manager->stats());
+          },
+          nb::arg("device").none() = nb::none())
+      .def("pressure",
+           [](const PyManager& self, const std::string& device) {
+             return std::string(
+                 unimem::to_string(self.manager->pressure(unimem::cli::parse_device_id(device))));
+           })
+      .def("on_pressure_change",
+           [](PyManager& self, nb::object callback) {
+             if (!PyCallable_Check(callback.ptr()))
+               throw unimem::TypeMismatch("on_pressure_change: the callback is not callable");
+             std::shared_ptr<nb::object> kept = keep(std::move(callback));
+             return self.manager->on_pressure_change(
+                 [kept](DeviceId device, unimem::PressureLevel previous, unimem::PressureLevel current) {
+                   nb::gil_scoped_acquire acquire;
+                   try {
+                     (*kept)(unimem::to_string(device), std::string(unimem::to_string(previous)),
+                             std::string(unimem::to_string(current)));
+                   } catch (nb::python_error& e) {
+                     // The allocation that changed the level must not fail for it: report it as Python
+                     // reports errors it cannot raise (sys.unraisablehook).
+                     e.discard_as_unraisable(kept->ptr());
+                   }
+                 });
+           })
+      .def("remove_pressure_callback",
+           [](PyManager& self, std::uint64_t id) { return self.manager->remove_pressure_callback(id); })
+      .def("leak_report", [](const PyManager& self) { return self.manager->leak_report(); })
+      .def("trim",
+           [](PyManager& self) {
+             nb::gil_scoped_release release;
+             return self.manager->clear_pool();
+           })
+      .def("create_named",
+           [](PyManager& self, const std::string& name, std::size_t nbytes) {
+             nb::gil_scoped_release release;
+             (void)self.manager->allocate<std::byte>(name, nbytes);
+           })
+      .def("free_named", [](PyManager& self, const std::string& name) { self.manager->free(name); })
+      .def("has_named",
+           [](const PyManager& self, const std::string& name) { return self.manager->contains(name); })
+      .def("named_bytes", [](const PyManager& self) { return self.manager->named_bytes(); });
+}

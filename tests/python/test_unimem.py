@@ -1,0 +1,219 @@
+"""The Python package: info, zero-copy views, device round trips, DLPack device types, bad input, threads."""
+
+import ctypes
+import faulthandler
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import unimem
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def manager():
+    return unimem.MemoryManager(simulated=["64MiB:backed"])
+
+
+def backend(document, name):
+    return next(b for b in document["backends"] if b["name"] == name)
+
+
+def test_info_lists_host_two_pocl_devices_and_cuda_without_a_device():
+    document = unimem.info()
+    assert backend(document, "host")["device_count"] == 1
+    opencl = backend(document, "opencl")
+    assert [d["id"] for d in opencl["devices"]] == ["opencl:0", "opencl:1"]
+    cuda = backend(document, "cuda")
+    assert cuda["device_count"] == 0
+    assert cuda["available"] is False and cuda["detail"]
+
+
+def test_info_matches_the_cli_json():
+    cli = ROOT / "build" / "bin" / "unimem"
+    if not cli.exists():
+        pytest.skip(f"SKIPPED: no CLI at {cli} to compare with (build the Release tree first)")
+    from_cli = __import__("json").loads(subprocess.check_output([str(cli), "info", "--json"]))
+    from_python = unimem.info()
+    for document in (from_cli, from_python):
+        for entry in document["backends"]:
+            for device in entry["devices"]:
+                device.pop("free_bytes", None)  # read at two different moments
+    assert from_cli == from_python
+
+
+def test_exceptions_derive_from_the_natural_builtins():
+    assert issubclass(unimem.OutOfMemory, unimem.Error) and issubclass(unimem.OutOfMemory, MemoryError)
+    assert issubclass(unimem.InvalidArgument, ValueError)
+    assert issubclass(unimem.TypeMismatch, TypeError)
+    assert issubclass(unimem.NotSupported, NotImplementedError)
+
+
+def test_write_through_numpy_view_read_back_through_copy_to(manager):
+    buffer = manager.allocate(((8, 4), "float32"), device="host")
+    view = np.asarray(buffer)
+    assert view.shape == (8, 4) and view.dtype == np.float32
+    view[:] = np.arange(32, dtype=np.float32).reshape(8, 4)
+    out = np.zeros(32, dtype=np.float32)
+    buffer.copy_to(out)
+    assert (out == np.arange(32, dtype=np.float32)).all()
+    assert view.ctypes.data == buffer.address
+
+
+def test_from_dlpack_shares_the_address(manager):
+    buffer = manager.allocate(((16,), np.int64), device="host")
+    array = np.from_dlpack(buffer)
+    assert array.ctypes.data == buffer.address
+    array[3] = 42
+    assert ctypes.c_int64.from_address(buffer.address + 3 * 8).value == 42
+    assert buffer.__dlpack_device__() == (1, 0)
+
+
+def test_buffer_outlives_manager_reference_while_numpy_holds_it():
+    manager = unimem.MemoryManager()
+    stats = manager.stats
+    view = np.asarray(manager.allocate(4096, device="host"))
+    dl_view = np.from_dlpack(manager.allocate(4096, device="host"))
+    del manager
+    view[:] = 7
+    dl_view[:] = 9
+    assert stats("host")["in_use_bytes"] >= 8192
+    del view
+    assert stats("host")["in_use_bytes"] >= 4096
+    del dl_view
+    assert stats("host")["in_use_bytes"] == 0
+
+
+@pytest.mark.parametrize("device", ["opencl:0", "opencl:1", "sim:0"])
+def test_round_trip_through_device_memory(manager, device):
+    buffer = manager.allocate(((1000,), "float64"), device=device)
+    assert buffer.device == device and buffer.kind == "device"
+    source = np.random.default_rng(1).random(1000)
+    buffer.copy_from(source)
+    back = np.zeros_like(source)
+    buffer.copy_to(back)
+    assert (back == source).all()
+
+
+def test_opencl_memory_is_not_claimed_cpu(manager):
+    buffer = manager.allocate(64, device="opencl:1")
+    assert buffer.__dlpack_device__() == (4, 1)  # kDLOpenCL
+    with pytest.raises(unimem.NotSupported, match="not host-visible"):
+        buffer.__dlpack__()
+    with pytest.raises(unimem.NotSupported):
+        np.asarray(buffer)
+
+
+@pytest.mark.parametrize("size", [0, -1, -4096])
+def test_bad_sizes(manager, size):
+    with pytest.raises(unimem.InvalidArgument, match=str(size)):
+        manager.allocate(size)
+    with pytest.raises(unimem.InvalidArgument, match=str(size)):
+        manager.allocate(((4, size), "float32"))
+
+
+def test_unknown_dtype_mode_and_device(manager):
+    with pytest.raises(unimem.InvalidArgument, match="complex7"):
+        manager.allocate((4, "complex7"))
+    with pytest.raises(unimem.InvalidArgument, match="sideways"):
+        manager.allocate(4, mode="sideways")
+    with pytest.raises(unimem.InvalidArgument, match="gpu:0"):
+        manager.allocate(4, device="gpu:0")
+    with pytest.raises(unimem.InvalidArgument, match="opencl:x"):
+        manager.allocate(4, device="opencl:x")
+
+
+def test_non_contiguous_and_too_small_sources(manager):
+    buffer = manager.allocate(64, device="opencl:0")
+    with pytest.raises(unimem.InvalidArgument, match="not a C-contiguous"):
+        buffer.copy_from(np.zeros(128, dtype=np.uint8)[::2])
+    with pytest.raises(unimem.InvalidArgument, match="holds 8 bytes, the buffer 64"):
+        buffer.copy_from(bytearray(8))
+    with pytest.raises(unimem.InvalidArgument, match="writable"):
+        buffer.copy_to(bytes(64))
+    with pytest.raises(unimem.TypeMismatch, match="'int'"):
+        buffer.copy_from(5)
+
+
+def test_pressure_callback_errors_are_reported(monkeypatch):
+    manager = unimem.MemoryManager(config="fallback=off", simulated=["8MiB:backed"])
+    with pytest.raises(unimem.OutOfMemory, match="sim:0"):
+        manager.allocate(64 * 1024 * 1024, device="sim:0")
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook_args: reported.append(hook_args.exc_value))
+    changes = []
+    manager.on_pressure_change(lambda device, previous, current: changes.append((device, previous, current)))
+    manager.on_pressure_change(lambda *args: 1 / 0)
+    held = manager.allocate(3 * 1024 * 1024, device="sim:0")
+    assert changes and changes[0][0] == "sim:0" and changes[0][1] == "low"
+    assert manager.pressure("sim:0") != "low"
+    assert any(isinstance(e, ZeroDivisionError) for e in reported)
+    del held
+
+
+def test_named_buffers_stats_leaks_and_trim(manager):
+    manager.create_named("kv_cache", 1 << 20)
+    assert manager.has_named("kv_cache") and manager.named_bytes() >= 1 << 20
+    assert "kv_cache" in manager.leak_report()
+    manager.free_named("kv_cache")
+    assert not manager.has_named("kv_cache")
+    buffer = manager.allocate(1 << 20)
+    del buffer
+    stats = manager.stats()
+    assert stats["in_use_bytes"] == 0 and stats["allocation_count"] >= 2 and stats["free_count"] >= 2
+    assert manager.trim() > 0
+
+
+def test_replay_matches_cli(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(
+        "Thread,Time,Action,Pointer,Size,Stream\n"
+        "1,0.1,allocate,0x1000,1024,0x0\n"
+        "1,0.2,allocate,0x2000,4096,0x0\n"
+        "1,0.3,free,0x1000,1024,0x0\n"
+        "1,0.4,free,0x2000,4096,0x0\n"
+    )
+    document = unimem.replay(trace, stacks=["hybrid", "coalescing"], device="sim:1GiB", repeat=1)
+    assert [r["resource"] for r in document["results"]] == ["hybrid", "coalescing"]
+    both = unimem.replay([trace, trace], stacks=["hybrid"], repeat=1)
+    assert len(both) == 2
+    with pytest.raises(unimem.InvalidArgument, match="nosuchpool"):
+        unimem.replay(trace, stacks=["nosuchpool"])
+
+
+def test_eight_threads_allocate_and_free(manager):
+    faulthandler.dump_traceback_later(60, exit=True)
+    try:
+        errors = []
+
+        def work(seed):
+            try:
+                rng = np.random.default_rng(seed)
+                data = np.arange(256, dtype=np.uint8)
+                for _ in range(200):
+                    device = ["host", "sim:0", "opencl:0"][int(rng.integers(3))]
+                    buffer = manager.allocate(int(rng.integers(1, 65536)), device=device)
+                    small = manager.allocate(256, device=device)
+                    small.copy_from(data)
+                    back = np.zeros(256, np.uint8)
+                    small.copy_to(back)
+                    assert (back == data).all()
+                    del buffer, small
+            except Exception as e:  # noqa: BLE001 - collected and re-raised on the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        assert manager.stats()["in_use_bytes"] == 0
+    finally:
+        faulthandler.cancel_dump_traceback_later()
