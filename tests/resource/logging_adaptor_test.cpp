@@ -101,8 +101,7 @@ TEST(LoggingAdaptor, LogParsesBackToTheOperations) {
 
 TEST(LoggingAdaptor, WritesTheFormatOfTheRecordedTraces) {
   // The shared traces (../shared/traces, next to the repository) are the format's reference.
-  const auto trace =
-      std::filesystem::path(__FILE__).parent_path() / "../../../shared/traces/alexnet_train.csv";
+  const auto trace = std::filesystem::path(UNIMEM_SHARED_TRACES) / "alexnet_train.csv";
   std::ifstream in(trace);
   if (!in) GTEST_SKIP() << "no recorded trace at " << trace.string();
   std::string header;
