@@ -107,7 +107,8 @@ struct PyBuffer {
     nb::capsule owner(owner_ref,
                       [](void* p) noexcept { delete static_cast<std::shared_ptr<Allocation>*>(p); });
     const auto [device_type, device_id] = dlpack_device();
-    nb::ndarray<nb::array_api> array(data, shape.size(), shape.data(), owner, nullptr, dtype, device_type, device_id);
+    nb::ndarray<nb::array_api> array(data, shape.size(), shape.data(), owner, nullptr, dtype, device_type,
+                                     device_id);
     return nb::cast(array, nb::rv_policy::reference);
   }
 };
