@@ -68,14 +68,17 @@ TEST(BenchAlloc, RejectsBadOptions) {
 
 TEST(BenchTransfer, MeasuresEveryDirectionTheDeviceHas) {
   const DeviceSelection selection({"host", "sim:64MiB:backed"});
-  const TransferBenchOptions options{.sizes = {4 * KiB, 256 * KiB}, .repeat = 1};
+  const TransferBenchOptions options{.sizes = {4 * KiB, 256 * KiB}, .repeat = 3};
   const auto rows = bench_transfer(selection.devices(), options);
   std::set<std::string> host_directions;
   for (const auto& row : rows) {
-    EXPECT_GT(row.gib_per_second, 0.0) << row.device << " " << row.direction;
-    EXPECT_GT(row.memcpy_gib_per_second, 0.0);
-    EXPECT_NEAR(row.gib_per_second * row.seconds, static_cast<double>(row.size) / static_cast<double>(GiB),
-                1e-9);
+    EXPECT_GT(row.gib_per_second.worst, 0.0) << row.device << " " << row.direction;
+    EXPECT_LE(row.gib_per_second.worst, row.gib_per_second.median);
+    EXPECT_LE(row.gib_per_second.median, row.gib_per_second.best);
+    EXPECT_GT(row.memcpy_gib_per_second.worst, 0.0);
+    EXPECT_LE(row.memcpy_gib_per_second.median, row.memcpy_gib_per_second.best);
+    EXPECT_NEAR(row.gib_per_second.best * row.seconds,
+                static_cast<double>(row.size) / static_cast<double>(GiB), 1e-9);
     if (row.device == "host:0") host_directions.insert(row.direction);
   }
   // Neither device has pinned memory or a second device of its backend.
@@ -86,9 +89,16 @@ TEST(BenchTransfer, MeasuresEveryDirectionTheDeviceHas) {
       nlohmann::json::parse(transfer_bench_json(selection.devices(), options, rows).dump());
   EXPECT_EQ(doc["benchmark"], "transfer");
   ASSERT_EQ(doc["devices"].size(), 2U);
-  for (const char* key : {"device", "direction", "size", "seconds", "gib_per_second", "memcpy_gib_per_second",
-                          "fraction_of_memcpy"}) {
+  for (const char* key : {"device", "direction", "size", "seconds", "gib_per_second", "median_gib_per_second",
+                          "worst_gib_per_second", "memcpy_gib_per_second", "memcpy_median_gib_per_second",
+                          "fraction_of_memcpy", "median_fraction_of_memcpy"}) {
     EXPECT_TRUE(doc["results"][0].contains(key)) << key;
+  }
+  for (const auto& result : doc["results"]) {
+    EXPECT_DOUBLE_EQ(
+        result["median_fraction_of_memcpy"].get<double>(),
+        result["median_gib_per_second"].get<double>() / result["memcpy_median_gib_per_second"].get<double>());
+    EXPECT_LE(result["worst_gib_per_second"].get<double>(), result["gib_per_second"].get<double>());
   }
   const std::string table = transfer_bench_table(selection.devices(), rows);
   for (const char* text : {"host:0", "sim:0", "h2d-pageable", "memcpy", "256.00 KiB"}) {

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <latch>
-#include <limits>
 #include <optional>
 #include <thread>
 
@@ -25,8 +24,8 @@ namespace {
 
 constexpr std::size_t kSmallestAllocation = 256;
 constexpr std::size_t kLargestAllocation = MiB;
-constexpr std::size_t kSmallestTransfer = 4 * KiB;
-constexpr std::size_t kLargestTransfer = 256 * MiB;
+constexpr std::size_t kSmallestTransfer = MiB;
+constexpr std::size_t kLargestTransfer = GiB;
 constexpr std::size_t kSizeStep = 4;
 constexpr std::size_t kWarmupPairs = 64;
 // A transfer repeat copies its size this many bytes' worth of times (at most kMaxCopiesPerRepeat times), so
@@ -120,16 +119,17 @@ class OwnedSegment {
   Segment segment_;
 };
 
-struct BestSeconds {
-  double operation = std::numeric_limits<double>::infinity();
-  double baseline = std::numeric_limits<double>::infinity();
+struct RepeatSeconds {
+  std::vector<double> operation;  // seconds per call, one per repeat
+  std::vector<double> baseline;
 };
 
-// Seconds per call of `operation` and of `baseline`, each the best of `repeat`, their repeats alternating so
+// Seconds per call of `operation` and of `baseline` in each of `repeat` repeats, their repeats alternating so
 // that both see the same machine (other load, clock speed, caches). Each repeat times enough calls to be
 // measurable.
 template <typename Operation, typename Baseline>
-BestSeconds best_seconds(std::size_t size, int repeat, const Operation& operation, const Baseline& baseline) {
+RepeatSeconds repeat_seconds(std::size_t size, int repeat, const Operation& operation,
+                             const Baseline& baseline) {
   const std::size_t calls = std::clamp<std::size_t>(kBytesPerRepeat / size, 1, kMaxCopiesPerRepeat);
   const auto time = [calls](const auto& call) {
     const Clock::time_point start = Clock::now();
@@ -138,16 +138,22 @@ BestSeconds best_seconds(std::size_t size, int repeat, const Operation& operatio
   };
   operation();  // first-touch and first-use costs are not bandwidth
   baseline();
-  BestSeconds best;
+  RepeatSeconds times;
   for (int r = 0; r < repeat; ++r) {
-    best.operation = std::min(best.operation, time(operation));
-    best.baseline = std::min(best.baseline, time(baseline));
+    times.operation.push_back(time(operation));
+    times.baseline.push_back(time(baseline));
   }
-  return best;
+  return times;
 }
 
 double gib_per_second(std::size_t bytes, double secs) {
   return static_cast<double>(bytes) / static_cast<double>(GiB) / secs;
+}
+
+BandwidthSpread bandwidth_spread(std::size_t bytes, const std::vector<double>& secs) {
+  return {gib_per_second(bytes, *std::min_element(secs.begin(), secs.end())),
+          gib_per_second(bytes, median(secs)),
+          gib_per_second(bytes, *std::max_element(secs.begin(), secs.end()))};
 }
 
 nlohmann::json device_json(const SelectedDevice& device) {
@@ -247,7 +253,8 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
   check_repeat(options.repeat, "bench transfer");
   const std::size_t largest = *std::max_element(sizes.begin(), sizes.end());
 
-  // Written once before timing, so that no page fault is timed.
+  // Every buffer is written once before timing (host buffers here, device and pinned ones below), and every
+  // copy runs once untimed, so that no first-touch page fault is timed.
   AlignedBuffer source(largest);
   AlignedBuffer destination(largest);
   std::memset(source.data(), 1, largest);
@@ -284,9 +291,10 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
         keep(destination.data());
       };
       const auto add = [&](const char* direction, const auto& copy) {
-        const BestSeconds best = best_seconds(size, options.repeat, copy, host_copy);
-        rows.push_back({to_string(info.id), direction, size, best.operation,
-                        gib_per_second(size, best.operation), gib_per_second(size, best.baseline)});
+        const RepeatSeconds times = repeat_seconds(size, options.repeat, copy, host_copy);
+        rows.push_back({to_string(info.id), direction, size,
+                        *std::min_element(times.operation.begin(), times.operation.end()),
+                        bandwidth_spread(size, times.operation), bandwidth_spread(size, times.baseline)});
       };
       const Segment from_host = Segment::host_view(static_cast<const void*>(source.data()), size);
       const Segment to_host = Segment::host_view(destination.data(), size);
@@ -328,13 +336,19 @@ nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
   for (const auto& device : devices) device_list.push_back(device_json(device));
   nlohmann::json results = nlohmann::json::array();
   for (const auto& row : rows) {
+    const BandwidthSpread& copy = row.gib_per_second;
+    const BandwidthSpread& reference = row.memcpy_gib_per_second;
     results.push_back({{"device", row.device},
                        {"direction", row.direction},
                        {"size", row.size},
                        {"seconds", row.seconds},
-                       {"gib_per_second", row.gib_per_second},
-                       {"memcpy_gib_per_second", row.memcpy_gib_per_second},
-                       {"fraction_of_memcpy", row.gib_per_second / row.memcpy_gib_per_second}});
+                       {"gib_per_second", copy.best},
+                       {"median_gib_per_second", copy.median},
+                       {"worst_gib_per_second", copy.worst},
+                       {"memcpy_gib_per_second", reference.best},
+                       {"memcpy_median_gib_per_second", reference.median},
+                       {"fraction_of_memcpy", copy.best / reference.best},
+                       {"median_fraction_of_memcpy", copy.median / reference.median}});
   }
   return {{"unimem_version", UNIMEM_VERSION},
           {"benchmark", "transfer"},
@@ -351,9 +365,10 @@ std::string transfer_bench_table(const std::vector<SelectedDevice>& devices,
   std::string out =
       "Copy bandwidth in GiB/s (Backend::copy; *-staged: TransferEngine strategies; h2d-staged-plain: the "
       "whole "
-      "buffer into pinned memory, then one copy), best of the repeats (percent of memcpy of the same size, "
-      "timed in "
-      "alternation with each cell; the memcpy column is the best of those)\n";
+      "buffer into pinned memory, then one copy): best/median/worst of the repeats, and in brackets the "
+      "median "
+      "as a percent of the median memcpy of the same size, timed in alternation with each cell (the memcpy "
+      "column is the median of those)\n";
   for (const auto& device : devices) {
     const DeviceInfo info = device.info();
     const std::string id = to_string(info.id);
@@ -371,7 +386,7 @@ std::string transfer_bench_table(const std::vector<SelectedDevice>& devices,
       }
     }
     out += fmt::format("\n{} ({})\n{:>10} {:>8}", id, info.name, "size", "memcpy");
-    for (const auto direction : directions) out += fmt::format(" {:>16}", direction);
+    for (const auto direction : directions) out += fmt::format(" {:>22}", direction);
     out += "\n";
     for (const std::size_t size : sizes) {
       std::string line;
@@ -381,12 +396,14 @@ std::string transfer_bench_table(const std::vector<SelectedDevice>& devices,
           return row.device == id && row.direction == direction && row.size == size;
         });
         if (it == rows.end()) {
-          line += fmt::format(" {:>16}", "-");
+          line += fmt::format(" {:>22}", "-");
           continue;
         }
-        memcpy_rate = std::max(memcpy_rate, it->memcpy_gib_per_second);
-        line += fmt::format(" {:>16}", fmt::format("{:.2f} ({:.0f}%)", it->gib_per_second,
-                                                   100.0 * it->gib_per_second / it->memcpy_gib_per_second));
+        const BandwidthSpread& copy = it->gib_per_second;
+        memcpy_rate = std::max(memcpy_rate, it->memcpy_gib_per_second.median);
+        line += fmt::format(" {:>22}",
+                            fmt::format("{:.1f}/{:.1f}/{:.1f} ({:.0f}%)", copy.best, copy.median, copy.worst,
+                                        100.0 * copy.median / it->memcpy_gib_per_second.median));
       }
       out += fmt::format("{:>10} {:>8.2f}{}\n", format_bytes(size), memcpy_rate, line);
     }

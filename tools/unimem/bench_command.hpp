@@ -44,8 +44,15 @@ struct AllocBenchRow {
                                             const std::vector<AllocBenchRow>& rows);
 
 struct TransferBenchOptions {
-  std::vector<std::size_t> sizes;  // empty: 4 KiB to 256 MiB in steps of 4x
+  std::vector<std::size_t> sizes;  // empty: 1 MiB to 1 GiB in steps of 4x
   int repeat = 5;
+};
+
+// Bandwidth over the repeats of one copy: the best, the median and the worst repeat.
+struct BandwidthSpread {
+  double best = 0.0;  // GiB/s
+  double median = 0.0;
+  double worst = 0.0;
 };
 
 struct TransferBenchRow {
@@ -53,9 +60,9 @@ struct TransferBenchRow {
   std::string direction;  // h2d-pageable, h2d-pinned, d2h-pageable, d2h-pinned, d2d, peer
   std::size_t size = 0;
   double seconds = 0.0;  // best of the repeats, for one copy
-  double gib_per_second = 0.0;
-  double memcpy_gib_per_second = 0.0;  // memcpy of the same size between two pageable host buffers, timed
-                                       // in alternation with this row's copies
+  BandwidthSpread gib_per_second;
+  BandwidthSpread memcpy_gib_per_second;  // memcpy of the same size between two pageable host buffers, timed
+                                          // in alternation with this row's copies
 };
 
 // Every device in `devices` must have copyable memory (an unbacked simulated device throws NotSupported).
