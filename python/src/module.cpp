@@ -22,6 +22,7 @@
 #include "unimem/info_command.hpp"
 #include "unimem/manager/memory_manager.hpp"
 #include "unimem/replay_command.hpp"
+#include "unimem/resource/memory_stats.hpp"
 #include "unimem/resource/resource_spec.hpp"
 
 namespace nb = nanobind;
@@ -154,12 +155,18 @@ struct DtypeInfo {
 };
 
 DtypeInfo parse_dtype(nb::handle dtype) {
-  // Accepts a name ("float32") or anything NumPy-like whose str() is one (numpy.float32, numpy.dtype('f4')).
-  std::string name = nb::isinstance<nb::str>(dtype) ? nb::cast<std::string>(dtype)
-                                                    : nb::cast<std::string>(nb::str(dtype.attr("__name__")));
-  if (nb::hasattr(dtype, "name") && !nb::isinstance<nb::str>(dtype) &&
-      !nb::isinstance<nb::type_object>(dtype))
-    name = nb::cast<std::string>(dtype.attr("name"));
+  // A name ("float32"), a NumPy-like dtype object with a name (numpy.dtype('f4')), or a scalar type
+  // (numpy.float32).
+  std::string name;
+  if (nb::isinstance<nb::str>(dtype)) {
+    name = nb::cast<std::string>(dtype);
+  } else if (!nb::isinstance<nb::type_object>(dtype) && nb::hasattr(dtype, "name")) {
+    name = nb::cast<std::string>(nb::str(dtype.attr("name")));
+  } else if (nb::hasattr(dtype, "__name__")) {
+    name = nb::cast<std::string>(nb::str(dtype.attr("__name__")));
+  } else {
+    name = nb::cast<std::string>(nb::repr(dtype));
+  }
   using Code = nb::dlpack::dtype_code;
   struct Known {
     const char* name;
@@ -222,7 +229,7 @@ struct PyManager {
           throw unimem::InvalidArgument("allocate: shape extent " + std::to_string(value) +
                                         " (extents must be positive)");
         result.shape.push_back(static_cast<std::size_t>(value));
-        count *= static_cast<std::size_t>(value);
+        count = unimem::checked_mul(count, static_cast<std::size_t>(value));
       }
       if (result.shape.empty()) throw unimem::InvalidArgument("allocate: an empty shape");
     } else {
@@ -249,21 +256,15 @@ struct PyManager {
   }
 };
 
-nb::dict stats_dict(const unimem::MemoryStats& stats) {
-  nb::dict out;
-  out["total_allocated_bytes"] = stats.total_allocated_bytes;
-  out["in_use_bytes"] = stats.in_use_bytes;
-  out["pooled_bytes"] = stats.pooled_bytes;
-  out["peak_bytes"] = stats.peak_bytes;
-  out["pool_hits"] = stats.pool_hits;
-  out["pool_misses"] = stats.pool_misses;
-  out["cpu_fallbacks"] = stats.cpu_fallbacks;
-  out["active_buffers"] = stats.active_buffers;
-  out["allocation_count"] = stats.allocation_count;
-  out["free_count"] = stats.free_count;
-  out["upstream_allocations"] = stats.upstream_allocations;
-  out["upstream_deallocations"] = stats.upstream_deallocations;
-  return out;
+// The fields of MemoryStats as a dict, from the one field list its JSON form has (docs/snapshot.md).
+nb::object stats_dict(const unimem::MemoryStats& stats) {
+  return nb::module_::import_("json").attr("loads")(unimem::to_json(stats));
+}
+
+nb::tuple shape_tuple(const std::vector<std::size_t>& shape) {
+  nb::list out;
+  for (const std::size_t extent : shape) out.append(extent);
+  return nb::tuple(out);
 }
 
 // A Python callable kept by C++ code that may copy or drop it without the GIL.
@@ -366,12 +367,7 @@ NB_MODULE(_unimem, m) {
           "kind",
           [](const PyBuffer& b) { return std::string(unimem::to_string(b.allocation->buffer.kind())); })
       .def_prop_ro("host_visible", &PyBuffer::host_visible)
-      .def_prop_ro("shape",
-                   [](const PyBuffer& b) {
-                     nb::list out;
-                     for (std::size_t extent : b.shape) out.append(extent);
-                     return nb::tuple(out);
-                   })
+      .def_prop_ro("shape", [](const PyBuffer& b) { return shape_tuple(b.shape); })
       .def_prop_ro("address",
                    [](const PyBuffer& b) { return reinterpret_cast<std::uintptr_t>(b.host_data("address")); })
       .def("copy_from",
@@ -394,9 +390,7 @@ NB_MODULE(_unimem, m) {
            })
       .def_prop_ro("__array_interface__", [](const PyBuffer& b) {
         nb::dict out;
-        nb::list shape;
-        for (std::size_t extent : b.shape) shape.append(extent);
-        out["shape"] = nb::tuple(shape);
+        out["shape"] = shape_tuple(b.shape);
         out["typestr"] = b.dtype_name;
         out["data"] =
             nb::make_tuple(reinterpret_cast<std::uintptr_t>(b.host_data("__array_interface__")), false);

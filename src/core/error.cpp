@@ -56,4 +56,9 @@ OutOfMemory::OutOfMemory(std::size_t requested, std::string device, std::size_t 
       free_(free_bytes),
       total_(total_bytes) {}
 
+std::string quoted_path(std::string_view path) {
+  constexpr std::size_t kPathMax = 4096;
+  return quoted(path, kPathMax);
+}
+
 }  // namespace unimem

@@ -8,9 +8,6 @@
 
 namespace unimem {
 
-// Paths are quoted whole: a cut path would not say which file failed. PATH_MAX bounds a path that can open.
-constexpr std::size_t kPathLimit = 4096;
-
 void write_file_replacing(const std::filesystem::path& path, std::string_view text, std::string_view who) {
   if (path.empty()) {
     throw InvalidArgument(std::string(who) + ": empty output path");
@@ -24,7 +21,7 @@ void write_file_replacing(const std::filesystem::path& path, std::string_view te
     if (!out) {
       std::error_code ignored;
       std::filesystem::remove(temporary, ignored);
-      throw InvalidArgument(std::string(who) + ": cannot write " + unimem::quoted(path.string(), kPathLimit));
+      throw InvalidArgument(std::string(who) + ": cannot write " + quoted_path(path.string()));
     }
   }
   std::error_code error;
@@ -32,8 +29,8 @@ void write_file_replacing(const std::filesystem::path& path, std::string_view te
   if (error) {
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
-    throw InvalidArgument(std::string(who) + ": cannot write " + unimem::quoted(path.string(), kPathLimit) +
-                          ": " + error.message());
+    throw InvalidArgument(std::string(who) + ": cannot write " + quoted_path(path.string()) + ": " +
+                          error.message());
   }
 }
 

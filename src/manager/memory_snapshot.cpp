@@ -8,25 +8,6 @@
 
 namespace unimem {
 
-namespace {
-
-nlohmann::json stats_json(const MemoryStats& s) {
-  return {{"total_allocated_bytes", s.total_allocated_bytes},
-          {"in_use_bytes", s.in_use_bytes},
-          {"pooled_bytes", s.pooled_bytes},
-          {"peak_bytes", s.peak_bytes},
-          {"pool_hits", s.pool_hits},
-          {"pool_misses", s.pool_misses},
-          {"cpu_fallbacks", s.cpu_fallbacks},
-          {"active_buffers", s.active_buffers},
-          {"allocation_count", s.allocation_count},
-          {"free_count", s.free_count},
-          {"upstream_allocations", s.upstream_allocations},
-          {"upstream_deallocations", s.upstream_deallocations}};
-}
-
-}  // namespace
-
 std::string to_json(const MemorySnapshot& snapshot) {
   nlohmann::json stacks = nlohmann::json::array();
   for (const StackSnapshot& stack : snapshot.stacks) {
@@ -34,7 +15,7 @@ std::string to_json(const MemorySnapshot& snapshot) {
     entry["stack"] = stack.name;
     entry["limit_bytes"] = stack.limit_bytes;
     entry["pressure"] = to_string(stack.pressure);
-    entry["stats"] = stats_json(stack.stats);
+    entry["stats"] = detail::memory_stats_json(stack.stats);
     stacks.push_back(std::move(entry));
   }
   nlohmann::json document = {{"schema", "unimem.snapshot"},

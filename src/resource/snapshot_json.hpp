@@ -4,11 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "unimem/resource/memory_stats.hpp"
 #include "unimem/resource/pool_snapshot.hpp"
 
 namespace unimem::detail {
 
 [[nodiscard]] nlohmann::json pool_snapshot_json(const PoolSnapshot& snapshot);
 [[nodiscard]] nlohmann::json device_json(const DeviceId& device);
+[[nodiscard]] nlohmann::json memory_stats_json(const MemoryStats& stats);
 
 }  // namespace unimem::detail

@@ -47,5 +47,12 @@ TEST(Error, QuotedEscapesBytesAndCutsLongText) {
   EXPECT_EQ(cut, "'xxxxxxxxxx' (cut, 100000 bytes in all)");
 }
 
+TEST(Error, QuotedPathKeepsALongPathWhole) {
+  const std::string path = "/tmp/" + std::string(300, 'd') + "/trace.csv";
+  EXPECT_EQ(quoted_path(path), "'" + path + "'");
+  EXPECT_NE(unimem::quoted(path), "'" + path + "'");  // the default limit would cut it
+  EXPECT_EQ(quoted_path("a\nb"), "'a\\x0ab'");
+}
+
 }  // namespace
 }  // namespace unimem

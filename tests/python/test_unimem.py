@@ -118,6 +118,28 @@ def test_bad_sizes(manager, size):
         manager.allocate(((4, size), "float32"))
 
 
+def test_dtype_spellings(manager):
+    for dtype in ("float32", np.float32, np.dtype("float32"), np.dtype("f4")):
+        buffer = manager.allocate(((2, 3), dtype), device="host")
+        assert buffer.nbytes == 24, dtype
+        assert np.asarray(buffer).dtype == np.float32
+
+
+def test_shapes_whose_size_overflows(manager):
+    with pytest.raises(unimem.InvalidArgument, match="overflow"):
+        manager.allocate(((2**40, 2**40, 2**40), "float32"), device="host")
+    with pytest.raises(unimem.InvalidArgument, match="overflow"):
+        manager.allocate(((2**62, 4), "float64"), device="host")
+
+
+def test_stats_have_every_memory_stats_field(manager):
+    stats = manager.stats()
+    assert set(stats) == {"total_allocated_bytes", "in_use_bytes", "pooled_bytes", "peak_bytes", "pool_hits",
+                          "pool_misses", "cpu_fallbacks", "active_buffers", "allocation_count", "free_count",
+                          "upstream_allocations", "upstream_deallocations"}
+    assert all(isinstance(value, int) for value in stats.values())
+
+
 def test_unknown_dtype_mode_and_device(manager):
     with pytest.raises(unimem.InvalidArgument, match="complex7"):
         manager.allocate((4, "complex7"))

@@ -33,7 +33,7 @@ constexpr std::size_t kMaxFailedEventsListed = 1000;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidArgument("report: cannot read " + unimem::quoted(path));
+  if (!in) throw InvalidArgument("report: cannot read " + unimem::quoted_path(path));
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -62,9 +62,8 @@ json largest_live_at(const Trace& trace, std::size_t event) {
   }
   std::vector<Live> live;
   for (std::size_t slot = 0; slot < is_live.size(); ++slot) {
-    if (is_live[slot]) live.push_back({slot, start_of[slot], 0});
+    if (is_live[slot]) live.push_back({slot, start_of[slot], trace.events[start_of[slot]].size});
   }
-  for (Live& l : live) l.size = trace.events[l.start].size;
   std::sort(live.begin(), live.end(), [](const Live& a, const Live& b) {
     return a.size != b.size ? a.size > b.size : a.start < b.start;
   });
@@ -208,7 +207,8 @@ json trace_report(const std::string& path, const SelectedDevice& device, const R
   const Trace trace = load_trace(path, {.lenient = options.lenient});
   if (options.at_event && *options.at_event >= trace.events.size()) {
     throw InvalidArgument("report: --at " + std::to_string(*options.at_event) + " is past the end of " +
-                          unimem::quoted(path) + " (" + std::to_string(trace.events.size()) + " events)");
+                          unimem::quoted_path(path) + " (" + std::to_string(trace.events.size()) +
+                          " events)");
   }
   std::vector<std::string> specs = options.resources;
   if (specs.empty()) specs.emplace_back(kDefaultResourceSpec);
@@ -252,16 +252,17 @@ void snapshot_stacks(const std::string& path, const std::string& text, json& sta
   try {
     document = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw InvalidArgument("report: " + unimem::quoted(path) + " is not valid JSON (truncated?): " + e.what());
+    throw InvalidArgument("report: " + unimem::quoted_path(path) +
+                          " is not valid JSON (truncated?): " + e.what());
   }
   try {
     if (!document.is_object() || document.value("schema", "") != "unimem.snapshot") {
-      throw InvalidArgument("report: " + unimem::quoted(path) +
+      throw InvalidArgument("report: " + unimem::quoted_path(path) +
                             " is not a unimem snapshot (no \"schema\": \"unimem.snapshot\")");
     }
     const json& version = document.at("schema_version");
     if (!version.is_number_integer() || version.get<long long>() != kSnapshotSchemaVersion) {
-      throw InvalidArgument("report: " + unimem::quoted(path) + " has snapshot schema version " +
+      throw InvalidArgument("report: " + unimem::quoted_path(path) + " has snapshot schema version " +
                             version.dump() + "; this unimem reads version " +
                             std::to_string(kSnapshotSchemaVersion));
     }
@@ -299,7 +300,7 @@ void snapshot_stacks(const std::string& path, const std::string& text, json& sta
       failed.push_back(std::move(request));
     }
   } catch (const json::exception& e) {
-    throw InvalidArgument("report: " + unimem::quoted(path) +
+    throw InvalidArgument("report: " + unimem::quoted_path(path) +
                           " does not follow the snapshot schema: " + e.what());
   }
 }
@@ -383,7 +384,7 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
   const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
-    throw InvalidArgument("report: cannot run " + unimem::quoted(chromium.string()) + ": " +
+    throw InvalidArgument("report: cannot run " + unimem::quoted_path(chromium.string()) + ": " +
                           std::error_code(spawned, std::generic_category()).message());
   }
   int status = 0;
@@ -393,14 +394,15 @@ void render_png(const std::filesystem::path& html, const std::filesystem::path& 
   std::error_code error;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !std::filesystem::exists(temporary, error)) {
     std::filesystem::remove(temporary, error);
-    throw InvalidArgument("report: Chromium did not render " + unimem::quoted(png.string()) +
+    throw InvalidArgument("report: Chromium did not render " + unimem::quoted_path(png.string()) +
                           " (exit status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
                           ")");
   }
   std::filesystem::rename(temporary, png, error);
   if (error) {
     std::filesystem::remove(temporary, error);
-    throw InvalidArgument("report: cannot write " + unimem::quoted(png.string()) + ": " + error.message());
+    throw InvalidArgument("report: cannot write " + unimem::quoted_path(png.string()) + ": " +
+                          error.message());
   }
 }
 

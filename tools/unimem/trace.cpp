@@ -190,11 +190,11 @@ Trace parse_trace(std::istream& in, std::string_view source, const TraceParseOpt
 Trace load_trace(const std::filesystem::path& path, const TraceParseOptions& options) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {
-    throw InvalidArgument("cannot read trace " + quoted(path.string(), 256) + ": it is a directory");
+    throw InvalidArgument("cannot read trace " + quoted_path(path.string()) + ": it is a directory");
   }
   std::ifstream in(path);
   if (!in) {
-    throw InvalidArgument("cannot open trace " + quoted(path.string(), 256) + ": " + std::strerror(errno));
+    throw InvalidArgument("cannot open trace " + quoted_path(path.string()) + ": " + std::strerror(errno));
   }
   return parse_trace(in, path.string(), options);
 }

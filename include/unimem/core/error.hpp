@@ -11,9 +11,11 @@
 namespace unimem {
 
 // A caller's text made fit for a message: bytes that are not printable ASCII become \xNN (so messages stay
-// valid UTF-8 and JSON-safe) and the text is cut where it would pass `limit` characters as written, saying how
-// long it was.
+// valid UTF-8 and JSON-safe) and the text is cut where it would pass `limit` characters as written, saying
+// how long it was.
 [[nodiscard]] std::string quoted(std::string_view text, std::size_t limit = 64);
+// A file name quoted whole (up to PATH_MAX): a cut path would not say which file it was.
+[[nodiscard]] std::string quoted_path(std::string_view path);
 
 class Error : public std::runtime_error {
  public:

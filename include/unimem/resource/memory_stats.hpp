@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace unimem {
 
@@ -28,5 +29,8 @@ struct MemoryStats {
     return lookups == 0 ? 0.0 : static_cast<double>(pool_hits) / static_cast<double>(lookups);
   }
 };
+
+// The fields above as a JSON object with the same names (docs/snapshot.md, "stats").
+[[nodiscard]] std::string to_json(const MemoryStats& stats);
 
 }  // namespace unimem
