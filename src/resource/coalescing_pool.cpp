@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "resource/pool_support.hpp"
+#include "resource/stream_order.hpp"
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/misuse.hpp"
@@ -37,9 +38,6 @@ struct FreeKey {
 };
 using FreeSet = std::set<FreeKey>;
 
-// What becomes of two adjacent free ranges when one is freed next to the other.
-enum class Merge : std::uint8_t { No, KeepOwnFence, TakeNeighbourFence };
-
 }  // namespace
 
 struct CoalescingPool::State {
@@ -53,15 +51,8 @@ struct CoalescingPool::State {
     std::uint32_t prev = kNone;
     std::uint32_t next = kNone;
     std::uint32_t generation = 0;  // changes each time the record is handed out
-    std::uint32_t fence = kNone;   // free: the event slot that marks the free on `stream`
-    Stream* stream = nullptr;      // free: the stream it was freed on; nullptr when any stream may use it
+    detail::FreeFence fence;       // free: the stream it was freed on and the event marking the free
     bool free = true;              // also true for records not in use
-  };
-
-  // An event shared by the ranges split from one freed range.
-  struct EventSlot {
-    std::unique_ptr<Event> event;
-    std::uint32_t refs = 0;
   };
 
   struct StreamFreeList {
@@ -70,21 +61,20 @@ struct CoalescingPool::State {
   };
 
   State(CoalescingPool& owner, MemoryResource& upstream_resource, const CoalescingPoolOptions& pool_options)
-      : pool(owner), upstream(upstream_resource), options(pool_options) {
+      : pool(owner), upstream(upstream_resource), options(pool_options), order(owner, "CoalescingPool") {
     lists.emplace_back();  // lists[0]: ranges any stream may use at once
   }
 
   CoalescingPool& pool;
   MemoryResource& upstream;
   const CoalescingPoolOptions& options;
+  detail::StreamOrder order;
 
   detail::PoolMutex mutex;
   std::vector<Range> ranges;
   std::vector<std::uint32_t> unused_ranges;
   std::vector<Allocation> segments;  // upstream allocations; an empty one is an unused slot
   std::vector<std::uint32_t> unused_segments;
-  std::vector<EventSlot> events;
-  std::vector<std::uint32_t> unused_events;
   std::vector<StreamFreeList> lists;
   std::vector<FreeSet::node_type> spare_nodes;  // set nodes kept for reuse: no heap call per free range
 
@@ -114,8 +104,7 @@ struct CoalescingPool::State {
     Range& r = ranges[index];
     r.free = true;
     r.prev = r.next = r.segment = kNone;
-    r.stream = nullptr;
-    r.fence = kNone;
+    order.drop(r.fence);
     unused_ranges.push_back(index);
   }
 
@@ -125,44 +114,6 @@ struct CoalescingPool::State {
     return !r.free && r.generation == detail::cookie_generation(allocation.cookie) &&
            r.offset == allocation.offset && r.requested == allocation.size &&
            segments[r.segment].segment == allocation.segment;
-  }
-
-  // --- stream fences ---
-
-  // An event recorded on `stream` now. Throws what the backend throws.
-  std::uint32_t new_fence(Stream& stream) {
-    std::uint32_t slot = 0;
-    if (!unused_events.empty()) {
-      slot = unused_events.back();
-      unused_events.pop_back();
-    } else {
-      events.push_back(EventSlot{pool.backend().create_event(pool.device().index), 0});
-      slot = static_cast<std::uint32_t>(events.size() - 1);
-    }
-    try {
-      events[slot].event->record(stream);
-    } catch (...) {
-      unused_events.push_back(slot);
-      throw;
-    }
-    events[slot].refs = 1;
-    return slot;
-  }
-
-  void drop_fence(Range& r) noexcept {
-    if (r.fence != kNone && --events[r.fence].refs == 0) unused_events.push_back(r.fence);
-    r.fence = kNone;
-    r.stream = nullptr;
-  }
-
-  // True when the free that `r` came from has completed on its stream; a failing query counts as not yet.
-  [[nodiscard]] bool settled(const Range& r) noexcept {
-    if (r.fence == kNone) return true;
-    try {
-      return events[r.fence].event->query();
-    } catch (const Error&) {
-      return false;
-    }
   }
 
   // --- free lists ---
@@ -176,8 +127,8 @@ struct CoalescingPool::State {
 
   void insert_free(std::uint32_t index) {
     const Range& r = ranges[index];
-    std::size_t list = find_list(r.stream);
-    if (list == lists.size()) lists.push_back(StreamFreeList{r.stream, {}});
+    std::size_t list = find_list(r.fence.stream);
+    if (list == lists.size()) lists.push_back(StreamFreeList{r.fence.stream, {}});
     const FreeKey key{r.size, r.segment, r.offset, index};
     if (spare_nodes.empty()) {
       lists[list].ranges.insert(key);
@@ -192,7 +143,7 @@ struct CoalescingPool::State {
 
   void erase_free(std::uint32_t index) {
     const Range& r = ranges[index];
-    const std::size_t list = find_list(r.stream);
+    const std::size_t list = find_list(r.fence.stream);
     spare_nodes.push_back(lists[list].ranges.extract(FreeKey{r.size, r.segment, r.offset, index}));
     --free_range_count;
     // A stream's list goes once it is empty, so that looking lists up stays a short scan.
@@ -237,7 +188,7 @@ struct CoalescingPool::State {
         if (i == own) continue;
         const auto it = lists[i].ranges.lower_bound(probe);
         if (it == lists[i].ranges.end()) continue;
-        if (events[ranges[it->range].fence].event->query()) {
+        if (order.completed(ranges[it->range].fence)) {
           if (best == kNone || it->size < best_size) {
             best = it->range;
             best_size = it->size;
@@ -247,12 +198,12 @@ struct CoalescingPool::State {
           pending_size = it->size;
         }
       }
-      if (best == kNone && pending != kNone) {
-        detail::wait_for_event(*events[ranges[pending].fence].event, stream);
-        best = pending;
-      }
+      if (best == kNone && pending != kNone) best = pending;
     }
-    if (best != kNone) erase_free(best);
+    if (best != kNone) {
+      order.wait(ranges[best].fence, stream);  // a pending free: the range stays listed if this throws
+      erase_free(best);
+    }
     return best;
   }
 
@@ -268,9 +219,7 @@ struct CoalescingPool::State {
     u.prev = index;
     u.next = r.next;
     u.free = true;
-    u.stream = r.stream;
-    u.fence = r.fence;
-    if (u.fence != kNone) ++events[u.fence].refs;
+    u.fence = detail::StreamOrder::share(r.fence);
     if (r.next != kNone) ranges[r.next].prev = upper;
     r.next = upper;
     r.size = at;
@@ -288,7 +237,7 @@ struct CoalescingPool::State {
     }
     if (ranges[index].size > size) insert_free(split(index, size));
     Range& r = ranges[index];
-    drop_fence(r);
+    order.drop(r.fence);
     r.free = false;
     r.requested = requested;
     r.generation = detail::next_generation(r.generation);
@@ -369,30 +318,21 @@ struct CoalescingPool::State {
 
   // --- deallocation ---
 
-  [[nodiscard]] Merge merge_plan(const Range& own, const Range& neighbour) noexcept {
-    if (own.stream == neighbour.stream || neighbour.stream == nullptr) return Merge::KeepOwnFence;
-    if (own.stream == nullptr) return Merge::TakeNeighbourFence;
-    if (settled(neighbour)) return Merge::KeepOwnFence;
-    if (settled(own)) return Merge::TakeNeighbourFence;
-    return Merge::No;
-  }
-
   // Merges neighbour `other` (taken out of its list) into range `index` when it is free and the two may
   // merge; returns whether it did.
   bool absorb(std::uint32_t index, std::uint32_t other) {
     if (other == kNone || !ranges[other].free) return false;
     Range& r = ranges[index];
     Range& o = ranges[other];
-    const Merge plan = merge_plan(r, o);
-    if (plan == Merge::No) return false;
+    const detail::FenceMerge plan = order.merge_plan(r.fence, o.fence);
+    if (plan == detail::FenceMerge::No) return false;
     erase_free(other);
-    if (plan == Merge::KeepOwnFence) {
-      drop_fence(o);
+    if (plan == detail::FenceMerge::KeepOwn) {
+      order.drop(o.fence);
     } else {
-      drop_fence(r);
-      r.stream = o.stream;
+      order.drop(r.fence);
       r.fence = o.fence;
-      o.fence = kNone;
+      o.fence = detail::FreeFence{};
     }
     if (other == r.prev) {
       r.offset = o.offset;
@@ -409,23 +349,10 @@ struct CoalescingPool::State {
 
   // Frees live range `index` in the order of `stream` (a stream of the pool's device, or nullptr).
   void free_range(std::uint32_t index, Stream* stream) {
-    std::uint32_t fence = kNone;
-    if (stream != nullptr) {
-      try {
-        fence = new_fence(*stream);
-      } catch (const std::exception& e) {
-        // No event to order the reuse by: wait for the stream instead, so the range is free in host order.
-        report_misuse(std::string("CoalescingPool::deallocate: no event to mark the free on ") +
-                      to_string(stream->device()) + " (" + e.what() + "); synchronizing the stream instead");
-        stream->synchronize();
-        stream = nullptr;
-      }
-    }
     Range& r = ranges[index];
+    order.mark_free(r.fence, stream);
     in_use -= r.size;
     r.free = true;
-    r.stream = stream;
-    r.fence = fence;
     // Neighbours of other streams that could not merge with each other may both merge with this range.
     while (absorb(index, ranges[index].prev)) {
     }
@@ -446,9 +373,8 @@ struct CoalescingPool::State {
     std::size_t released = 0;
     for (const std::uint32_t index : whole) {
       Range& r = ranges[index];
-      if (r.fence != kNone) detail::settle_event(*events[r.fence].event);
-      erase_free(index);
-      drop_fence(r);
+      erase_free(index);  // before the fence goes: the fence's stream names the list
+      (void)order.settle(r.fence, nullptr);
       const std::uint32_t slot = r.segment;
       upstream.deallocate(segments[slot]);
       released += segments[slot].size;
@@ -488,9 +414,7 @@ CoalescingPool::~CoalescingPool() {
                   " live allocation(s) of " + std::to_string(s.in_use) +
                   " bytes; returning its segments upstream");
   }
-  for (State::Range& r : s.ranges) {
-    if (r.fence != kNone) detail::settle_event(*s.events[r.fence].event);
-  }
+  for (State::Range& r : s.ranges) (void)s.order.settle(r.fence, nullptr);
   for (const Allocation& segment : s.segments) {
     if (segment) upstream_.deallocate(segment);
   }
@@ -607,7 +531,7 @@ PoolSnapshot CoalescingPool::snapshot() const {
     range.size = r.size;
     range.allocated = !r.free;
     range.requested = r.free ? 0 : r.requested;
-    range.stream = r.free ? reinterpret_cast<std::uintptr_t>(r.stream) : 0;
+    range.stream = r.free ? reinterpret_cast<std::uintptr_t>(r.fence.stream) : 0;
     snapshot.segments[place[r.segment]].ranges.push_back(std::move(range));
   }
   for (SegmentSnapshot& segment : snapshot.segments) {

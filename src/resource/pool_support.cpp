@@ -30,21 +30,4 @@ void check_pool_stream(const MemoryResource& pool, const Stream* stream, std::st
       (&stream->backend() == &pool.backend() ? " is another device's" : " belongs to another backend"));
 }
 
-void wait_for_event(Event& event, Stream* user) {
-  if (user != nullptr) {
-    event.make_wait(*user);
-  } else {
-    event.synchronize();
-  }
-}
-
-void settle_event(Event& event) noexcept {
-  try {
-    event.synchronize();
-  } catch (const std::exception& e) {
-    report_misuse(std::string("pool: waiting for a free's event before returning memory upstream: ") +
-                  e.what());
-  }
-}
-
 }  // namespace unimem::detail

@@ -1,7 +1,7 @@
 #pragma once
-// What the pools share: the cookie layout that lets a pool recognise its own allocations, the rule that says
-// where an alignment is measured from, the check that a stream belongs to the pool's device, and how a stream
-// (or the host) is made to wait for the event that marks a free on another stream.
+// What the pools share besides their stream order (stream_order.hpp): the cookie layout that lets a pool
+// recognise its own allocations, the rule that says where an alignment is measured from, the check that a
+// stream belongs to the pool's device, and the lock of their central state.
 
 #include <cstddef>
 #include <cstdint>
@@ -81,12 +81,5 @@ class PoolMutex {
 
   std::mutex mutex_;
 };
-
-// Makes `user` wait for `event` without blocking the host; with no stream (host order) the host waits.
-void wait_for_event(Event& event, Stream* user);
-
-// Blocks until `event` has completed, for memory about to go back upstream in host order. Never throws: a
-// failure is reported (the event's stream is broken, so there is nothing better to do).
-void settle_event(Event& event) noexcept;
 
 }  // namespace unimem::detail

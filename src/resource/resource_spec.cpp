@@ -12,7 +12,8 @@ namespace unimem {
 
 namespace {
 
-constexpr std::string_view kSizeClassKeys = "min_block, max_block, max_pooled_per_bucket, per_thread_cache";
+constexpr std::string_view kSizeClassKeys =
+    "min_block, max_block, max_pooled_per_bucket, chunk_size, per_thread_cache";
 constexpr std::string_view kCoalescingKeys = "initial, growth, max, max_step, release";
 
 [[noreturn]] void bad_spec(std::string_view spec, const std::string& why) {
@@ -73,6 +74,8 @@ bool apply_size_class(SizeClassPoolOptions& options, const Option& option) {
     options.max_block = option.size();
   } else if (option.key == "max_pooled_per_bucket") {
     options.max_pooled_per_bucket = option.count();
+  } else if (option.key == "chunk_size") {
+    options.chunk_size = option.size();
   } else if (option.key == "per_thread_cache") {
     options.per_thread_cache = option.flag();
   } else {

@@ -4,14 +4,14 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <limits>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "resource/pool_support.hpp"
+#include "resource/stream_order.hpp"
 #include "unimem/backend/backend.hpp"
-#include "unimem/core/cache_aligned.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
@@ -20,39 +20,31 @@ namespace unimem {
 
 namespace {
 
-constexpr std::uint32_t kNoRecord = std::numeric_limits<std::uint32_t>::max();
-// Blocks moved between a thread's cache and the central list at once, at most.
+constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+// Blocks moved between a thread's cache and the central lists at once, at most.
 constexpr std::size_t kMaxBatch = 16;
 
-// Test-and-test-and-set lock. A thread cache's lists are taken by their own thread on every call and by other
-// threads only when shrink(), stats() or a pool's destruction visits them, so it is almost never contended.
-class SpinLock {
- public:
-  void lock() noexcept {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) std::this_thread::yield();
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+// A counter written by one thread and read by any: a plain load and store, no read-modify-write.
+template <typename T>
+void bump(std::atomic<T>& counter, T by = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
 
- private:
-  std::atomic<bool> locked_{false};
-};
-
-// One block's bookkeeping. The atomics are what deallocate() compares a caller's Allocation with before it
-// owns the block (the generation in `state` changes every time the block is handed out); the other fields
-// belong to whoever holds the block: a cache, or the thread allocating or freeing it.
+// One block's bookkeeping, one cache line. The atomics are what deallocate() compares a caller's Allocation
+// with before it owns the block (the generation in `state` changes every time the block is handed out); the
+// other fields belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
 struct alignas(kCacheLine) BlockRecord {
   std::atomic<std::uint64_t> state{0};  // generation << 1 | live
   std::atomic<const Segment*> segment{nullptr};
-  std::atomic<std::size_t> offset{0};
-  std::atomic<std::size_t> size{0};
-  Allocation upstream;                // empty while the record holds no block
-  std::size_t size_class = 0;         // class index; class_count for an oversized request
-  Stream* freed_on = nullptr;         // set while the free's event may not have completed
-  std::unique_ptr<Event> free_event;  // created on the first free on a stream, then recorded again each time
+  std::atomic<std::size_t> offset{0};  // where the range handed out starts: the block's start + padding
+  std::atomic<std::size_t> size{0};    // bytes requested
+  std::uint32_t next = kNone;          // the next block of the list holding this one
+  std::uint32_t chunk = kNone;         // the chunk it was carved from; kNone while the record holds no block
+  std::uint16_t size_class = 0;        // class index; class_count for an oversized request
+  std::uint16_t padding = 0;           // bytes skipped from the block's start to align the range
+  detail::FreeFence fence;
 };
-static_assert(sizeof(BlockRecord) <= 2 * kCacheLine, "a block's bookkeeping outgrew two cache lines");
+static_assert(sizeof(BlockRecord) == kCacheLine, "a block's bookkeeping outgrew its cache line");
 
 // Records sit in chunks that never move (chunk k holds 64 << k of them), so deallocate() finds one by index
 // without a lock while the table grows.
@@ -80,30 +72,29 @@ class BlockTable {
     return chunks_[chunk].load(std::memory_order_acquire)[position - (kFirstChunk << chunk)];
   }
 
-  // A record for a new block: one retired earlier, or a new one.
+  // A record for a new block: one retired earlier, or a new one. Called under the pool's central lock.
   std::uint32_t acquire() {
-    const std::lock_guard lock(mutex_);
     if (!retired_.empty()) {
       const std::uint32_t index = retired_.back();
       retired_.pop_back();
       return index;
     }
     const std::uint32_t index = size_.load(std::memory_order_relaxed);
-    if (index == kNoRecord) throw Error("SizeClassPool: more than 4294967294 blocks");
+    if (index == kNone) throw Error("SizeClassPool: more than 4294967294 blocks");
     const std::uint64_t position = std::uint64_t{index} + kFirstChunk;
     if (std::has_single_bit(position)) {
       const auto chunk = static_cast<unsigned>(std::bit_width(position)) - 1U - kFirstChunkBits;
       chunks_[chunk].store(new BlockRecord[kFirstChunk << chunk], std::memory_order_release);
     }
-    retired_.reserve(std::size_t{index} + 1);  // so that retire() never allocates
+    if (retired_.capacity() <= index) {  // so that retire() never allocates; doubling keeps this amortized
+      retired_.reserve(std::max<std::size_t>(std::size_t{index} + 1, 2 * retired_.capacity()));
+    }
     size_.store(index + 1, std::memory_order_release);
     return index;
   }
 
-  void retire(std::uint32_t index) noexcept {
-    const std::lock_guard lock(mutex_);
-    retired_.push_back(index);
-  }
+  // Called under the pool's central lock.
+  void retire(std::uint32_t index) noexcept { retired_.push_back(index); }
 
  private:
   static constexpr unsigned kFirstChunkBits = 6;
@@ -112,40 +103,52 @@ class BlockTable {
 
   std::array<std::atomic<BlockRecord*>, kChunks> chunks_{};
   std::atomic<std::uint32_t> size_{0};
-  std::mutex mutex_;
   std::vector<std::uint32_t> retired_;
 };
 
-struct ClassCounters {
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
-  std::uint64_t returns = 0;
-  std::size_t in_use_bytes = 0;  // modular: a block allocated through one cache may be freed through another
-
-  void add(const ClassCounters& other) noexcept {
-    hits += other.hits;
-    misses += other.misses;
-    returns += other.returns;
-    in_use_bytes += other.in_use_bytes;
-  }
-};
-
-// Free blocks of one class in one cache, and that cache's counts for the class.
+// One class's list of free blocks in one cache, and that cache's counts for the class. In a thread's cache
+// only its thread writes; the atomics are there so that stats() may read them from any thread.
 struct ClassList {
-  SpinLock lock;
-  std::vector<std::uint32_t> blocks;
-  ClassCounters counters;
+  std::uint32_t head = kNone;
+  std::atomic<std::uint32_t> count{0};
+  std::atomic<std::uint64_t> hits{0};
+  std::atomic<std::uint64_t> misses{0};
+  std::atomic<std::uint64_t> returns{0};
 };
 
 // One list per class, plus one (never holding blocks) that counts oversized requests.
 struct BlockCache {
-  BlockCache(std::size_t lists, std::size_t reserve)
-      : classes(std::make_unique<CacheAligned<ClassList>[]>(lists)) {
-    for (std::size_t c = 0; c < lists; ++c) classes[c]->blocks.reserve(reserve);
-  }
-  ClassList& operator[](std::size_t c) noexcept { return *classes[c]; }
+  explicit BlockCache(std::size_t lists) : classes(std::make_unique<ClassList[]>(lists)) {}
+  ClassList& operator[](std::size_t c) noexcept { return classes[c]; }
+  const ClassList& operator[](std::size_t c) const noexcept { return classes[c]; }
 
-  std::unique_ptr<CacheAligned<ClassList>[]> classes;
+  std::unique_ptr<ClassList[]> classes;
+  std::uint64_t flushed = 0;  // the pool's trim count when this cache was last emptied for a trim
+};
+
+// Counts of caches whose threads have exited.
+struct RetiredCounts {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t returns = 0;
+
+  RetiredCounts& operator+=(const ClassList& list) noexcept {
+    hits += list.hits.load(std::memory_order_relaxed);
+    misses += list.misses.load(std::memory_order_relaxed);
+    returns += list.returns.load(std::memory_order_relaxed);
+    return *this;
+  }
+};
+
+// An upstream allocation that blocks of one class are carved from. An oversized request is a chunk of one
+// block of its own size.
+struct Chunk {
+  Allocation upstream;  // empty: an unused slot
+  std::uint32_t size_class = 0;
+  std::uint32_t blocks = 0;      // carved from it
+  std::uint32_t free_count = 0;  // blocks back in it (its free list)
+  std::uint32_t free_head = kNone;
+  std::uint32_t partial_position = kNone;  // where it sits in its class's list of chunks with free blocks
 };
 
 std::atomic<std::uint64_t> g_next_pool_id{1};
@@ -165,14 +168,20 @@ struct CacheRegistry {
 };
 
 struct ThreadCache {
-  ThreadCache(std::uint64_t pool, std::shared_ptr<CacheRegistry> owner, std::size_t lists,
-              std::size_t reserve)
-      : pool_id(pool), registry(std::move(owner)), cache(lists, reserve) {}
+  ThreadCache(std::uint64_t pool, std::shared_ptr<CacheRegistry> owner, std::size_t lists)
+      : pool_id(pool), registry(std::move(owner)), cache(lists) {}
 
   std::uint64_t pool_id;
   std::shared_ptr<CacheRegistry> registry;
   BlockCache cache;
 };
+
+// The calling thread's most recently used cache. Constant-initialized, so reaching it needs no TLS guard.
+struct LastCache {
+  std::uint64_t pool = 0;
+  BlockCache* cache = nullptr;
+};
+constinit thread_local LastCache t_last;
 
 // The caches of the calling thread, one per pool it has used.
 struct ThreadCaches {
@@ -184,9 +193,14 @@ struct ThreadCaches {
   ThreadCaches& operator=(ThreadCaches&&) = delete;
 
   BlockCache& find_or_create(SizeClassState& state);
+  // The calling thread's cache of pool `pool_id`, or nullptr when it has none.
+  [[nodiscard]] BlockCache* find(std::uint64_t pool_id) noexcept {
+    for (const auto& cache : caches) {
+      if (cache->pool_id == pool_id) return &cache->cache;
+    }
+    return nullptr;
+  }
 
-  std::uint64_t last_pool = 0;
-  BlockCache* last = nullptr;
   std::vector<std::unique_ptr<ThreadCache>> caches;
 };
 
@@ -198,13 +212,16 @@ struct SizeClassState {
         upstream(upstream_resource),
         options(owner.options()),
         class_count(classes),
+        bound(static_cast<std::uint32_t>(std::min<std::size_t>(options.max_pooled_per_bucket, kNone - 1))),
         batch(std::clamp<std::size_t>(options.max_pooled_per_bucket / 2, 1, kMaxBatch)),
-        reserve(std::min<std::size_t>(options.max_pooled_per_bucket, 64)),
         id(g_next_pool_id.fetch_add(1, std::memory_order_relaxed)),
-        central(classes + 1, reserve),
+        order(owner, "SizeClassPool"),
+        central(classes + 1),
+        partial(classes),
         registry(std::make_shared<CacheRegistry>()),
         retired(classes + 1),
-        releases(std::make_unique<std::atomic<std::uint64_t>[]>(classes)) {
+        releases(classes),
+        chunk_counts(classes) {
     registry->state = this;
   }
 
@@ -212,161 +229,291 @@ struct SizeClassState {
   MemoryResource& upstream;
   const SizeClassPoolOptions& options;
   const std::size_t class_count;
+  const std::uint32_t bound;  // blocks each cache keeps per class
   const std::size_t batch;
-  const std::size_t reserve;  // list capacity set aside up front
-  const std::uint64_t id;     // unique for the program's life: thread caches find their pool by it
-
+  const std::uint64_t id;  // unique for the program's life: thread caches find their pool by it
+  StreamOrder order;
   BlockTable table;
+
+  // Everything below is guarded by `mutex`, except the registry (its own mutex, taken before this one).
+  PoolMutex mutex;
   BlockCache central;
+  std::vector<Chunk> chunks;
+  std::vector<std::uint32_t> unused_chunks;
+  std::vector<std::vector<std::uint32_t>> partial;  // per class: chunks with free blocks
   std::shared_ptr<CacheRegistry> registry;
-  std::vector<ClassCounters> retired;  // counts of caches whose threads have exited (registry mutex)
-  std::unique_ptr<std::atomic<std::uint64_t>[]> releases;  // per class
-  std::atomic<std::size_t> reserved{0};
-  std::atomic<std::uint64_t> upstream_allocations{0};
-  std::atomic<std::uint64_t> upstream_deallocations{0};
+  std::vector<RetiredCounts> retired;
+  std::vector<std::uint64_t> releases;
+  std::vector<std::size_t> chunk_counts;
+  std::size_t reserved = 0;
+  std::size_t oversized_in_use = 0;
+  std::uint64_t upstream_allocations = 0;
+  std::uint64_t upstream_deallocations = 0;
+  std::atomic<std::uint64_t> trims{0};
 
   [[nodiscard]] std::size_t class_size(std::size_t c) const noexcept { return options.min_block << c; }
+  [[nodiscard]] std::size_t chunk_bytes(std::size_t c) const noexcept {
+    return std::max(class_size(c), options.chunk_size);
+  }
 
   BlockCache& local_cache() {
-    if (!options.per_thread_cache) return central;
-    ThreadCaches& mine = t_caches;
-    if (mine.last_pool == id) [[likely]] {
-      return *mine.last;
+    if (t_last.pool == id) [[likely]] {
+      return *t_last.cache;
     }
-    return mine.find_or_create(*this);
+    return t_caches.find_or_create(*this);
   }
 
-  BlockCache& local_cache_or_central() noexcept {
-    try {
-      return local_cache();
-    } catch (const std::exception&) {
-      return central;  // no memory for a new thread cache: the central lists still work
-    }
-  }
-
-  // --- allocation ---
+  // --- handing blocks out ---
 
   Allocation publish(std::uint32_t index, std::size_t bytes, std::size_t alignment) noexcept {
     BlockRecord& r = table.at(index);
-    const std::size_t offset =
-        r.upstream.offset + detail::alignment_padding(*r.upstream.segment, r.upstream.offset, alignment);
-    r.segment.store(r.upstream.segment, std::memory_order_relaxed);
+    const Segment* segment = r.segment.load(std::memory_order_relaxed);
+    std::size_t offset = r.offset.load(std::memory_order_relaxed) - r.padding;
+    r.padding = 0;
+    if (alignment > kDefaultAlignment) [[unlikely]] {
+      r.padding = static_cast<std::uint16_t>(detail::alignment_padding(*segment, offset, alignment));
+      offset += r.padding;
+    }
     r.offset.store(offset, std::memory_order_relaxed);
     r.size.store(bytes, std::memory_order_relaxed);
     const std::uint32_t generation =
         detail::next_generation(static_cast<std::uint32_t>(r.state.load(std::memory_order_relaxed) >> 1U));
     r.state.store((std::uint64_t{generation} << 1U) | 1U, std::memory_order_release);
-    return Allocation{r.upstream.segment, offset, bytes, detail::make_cookie(index, generation)};
+    return Allocation{segment, offset, bytes, detail::make_cookie(index, generation)};
   }
 
-  // Asks upstream; when it is out of memory, gives every cached block back and asks once more.
-  Allocation allocate_upstream(std::size_t bytes, Stream* stream, std::size_t alignment) {
-    try {
-      return upstream.allocate(bytes, stream, alignment);
-    } catch (const OutOfMemory&) {
-      if (pool.shrink(0) == 0) throw;
-    }
-    return upstream.allocate(bytes, stream, alignment);
-  }
-
-  // A new block of class `c` from upstream, counted as a miss in `list`.
-  std::uint32_t new_block(ClassList& list, std::size_t c) {
-    const std::uint32_t index = table.acquire();
+  // Pops the head of `list` for `stream`, waiting for its free's event if need be; kNone when empty. Throws
+  // what the wait throws, leaving the block in the list.
+  std::uint32_t pop(ClassList& list, Stream* stream) {
+    const std::uint32_t index = list.head;
+    if (index == kNone) return kNone;
     BlockRecord& r = table.at(index);
-    try {
-      r.upstream = allocate_upstream(class_size(c), nullptr, kDefaultAlignment);
-    } catch (...) {
-      table.retire(index);
-      throw;
+    if (!r.fence.ready_at_once(stream)) [[unlikely]] {
+      order.wait(r.fence, stream);
     }
-    r.size_class = c;
-    reserved.fetch_add(class_size(c), std::memory_order_relaxed);
-    upstream_allocations.fetch_add(1, std::memory_order_relaxed);
-    list.lock.lock();
-    ++list.counters.misses;
-    list.counters.in_use_bytes += class_size(c);
-    list.lock.unlock();
+    r.fence.stream = nullptr;
+    list.head = r.next;
+    bump(list.count, std::uint32_t{0} - 1U);
     return index;
   }
 
-  // Moves up to a batch of class-`c` blocks from the central list into `cache`, counting a hit, and returns
-  // one of them; kNoRecord when the central list is empty.
-  std::uint32_t refill(BlockCache& cache, std::size_t c) noexcept {
-    std::array<std::uint32_t, kMaxBatch> moved{};
-    std::size_t count = 0;
-    ClassList& shared = central[c];
-    shared.lock.lock();
-    while (count < batch && !shared.blocks.empty()) {
-      moved[count++] = shared.blocks.back();
-      shared.blocks.pop_back();
-    }
-    shared.lock.unlock();
-    if (count == 0) return kNoRecord;
-    ClassList& list = cache[c];
-    list.lock.lock();
-    list.blocks.insert(list.blocks.end(), moved.begin() + 1,
-                       moved.begin() + static_cast<std::ptrdiff_t>(count));
-    ++list.counters.hits;
-    list.counters.in_use_bytes += class_size(c);
-    list.lock.unlock();
-    return moved[0];
+  void push(ClassList& list, std::uint32_t index) noexcept {
+    table.at(index).next = list.head;
+    list.head = index;
+    bump(list.count);
   }
 
   Allocation allocate(std::size_t c, std::size_t bytes, Stream* stream, std::size_t alignment) {
-    BlockCache& cache = local_cache();
-    ClassList& list = cache[c];
-    std::uint32_t index = kNoRecord;
-    list.lock.lock();
-    if (!list.blocks.empty()) {
-      index = list.blocks.back();
-      list.blocks.pop_back();
-      ++list.counters.hits;
-      list.counters.in_use_bytes += class_size(c);
-    }
-    list.lock.unlock();
-    if (index == kNoRecord && &cache != &central) index = refill(cache, c);
-    if (index == kNoRecord) return publish(new_block(list, c), bytes, alignment);
-    BlockRecord& r = table.at(index);
-    if (r.freed_on != nullptr && r.freed_on != stream) {
+    if (options.per_thread_cache) {
+      BlockCache* cache = nullptr;
       try {
-        if (!r.free_event->query()) detail::wait_for_event(*r.free_event, stream);
-      } catch (...) {
-        list.lock.lock();
-        --list.counters.hits;
-        list.counters.in_use_bytes -= class_size(c);
-        list.blocks.push_back(index);
-        list.lock.unlock();
-        throw;
+        cache = &local_cache();
+      } catch (const std::bad_alloc&) {
+        cache = nullptr;  // no memory for a new thread cache: the central lists still work
+      }
+      if (cache != nullptr) [[likely]] {
+        ClassList& list = (*cache)[c];
+        const std::uint32_t index = pop(list, stream);
+        if (index != kNone) [[likely]] {
+          bump(list.hits);
+          return publish(index, bytes, alignment);
+        }
+        return publish(refill(*cache, c, stream), bytes, alignment);
       }
     }
-    r.freed_on = nullptr;
+    const std::lock_guard lock(mutex);
+    ClassList& list = central[c];
+    std::uint32_t index = pop(list, stream);
+    if (index != kNone) {
+      bump(list.hits);
+    } else {
+      index = take_from_chunks(list, c, stream, /*extra=*/0);
+    }
     return publish(index, bytes, alignment);
+  }
+
+  // A thread's list of class `c` is empty: moves up to a batch of blocks from the central list, or from the
+  // class's chunks (a new one if need be), into it and returns one more for `stream`.
+  std::uint32_t refill(BlockCache& cache, std::size_t c, Stream* stream) {
+    ClassList& list = cache[c];
+    std::vector<Allocation> released;
+    std::uint32_t index = kNone;
+    {
+      const std::lock_guard lock(mutex);
+      flush_if_trimmed(cache, released);
+      ClassList& shared = central[c];
+      index = pop(shared, stream);
+      if (index != kNone) {
+        for (std::size_t moved = 1; moved < batch && shared.head != kNone; ++moved) {
+          const std::uint32_t block = shared.head;
+          shared.head = table.at(block).next;
+          bump(shared.count, std::uint32_t{0} - 1U);
+          push(list, block);
+        }
+        bump(list.hits);
+      } else {
+        index = take_from_chunks(list, c, stream, batch - 1);
+      }
+    }
+    give_back(released, nullptr);
+    return index;
+  }
+
+  // One block of class `c` for `stream` from the class's chunks, plus up to `extra` more into `list`; a new
+  // chunk from upstream when none has a free block (counted as a miss in `list`, else a hit). Mutex held;
+  // released while the upstream is asked.
+  std::uint32_t take_from_chunks(ClassList& list, std::size_t c, Stream* stream, std::size_t extra) {
+    if (partial[c].empty()) {
+      add_chunk(c);
+      bump(list.misses);
+    } else {
+      bump(list.hits);
+    }
+    Chunk& chunk = chunks[partial[c].back()];
+    const std::uint32_t index = chunk.free_head;
+    BlockRecord& r = table.at(index);
+    try {
+      order.take(r.fence, stream);
+    } catch (...) {
+      bump(list.hits, std::uint64_t{0} - 1U);
+      throw;
+    }
+    unlink_free(chunk, index);
+    for (std::size_t moved = 0; moved < extra && chunk.free_head != kNone; ++moved) {
+      const std::uint32_t block = chunk.free_head;
+      unlink_free(chunk, block);
+      push(list, block);
+    }
+    return index;
+  }
+
+  void unlink_free(Chunk& chunk, std::uint32_t index) noexcept {
+    chunk.free_head = table.at(index).next;
+    if (--chunk.free_count == 0) remove_partial(chunk);
+  }
+
+  void remove_partial(Chunk& chunk) noexcept {
+    std::vector<std::uint32_t>& list = partial[chunk.size_class];
+    const std::uint32_t last = list.back();
+    list[chunk.partial_position] = last;
+    chunks[last].partial_position = chunk.partial_position;
+    list.pop_back();
+    chunk.partial_position = kNone;
+  }
+
+  // Asks upstream for `bytes` with the mutex released; when it is out of memory, trims and asks once more.
+  Allocation allocate_upstream(std::size_t bytes, Stream* stream) {
+    mutex.unlock();
+    Allocation got;
+    try {
+      try {
+        got = upstream.allocate(bytes, stream, kDefaultAlignment);
+      } catch (const OutOfMemory&) {
+        if (pool.trim() == 0) throw;
+        got = upstream.allocate(bytes, stream, kDefaultAlignment);
+      }
+    } catch (...) {
+      mutex.lock();
+      throw;
+    }
+    mutex.lock();
+    return got;
+  }
+
+  // A new chunk of class `c` (`oversized_bytes` of one block for an oversized request), its blocks in its
+  // free list and the chunk in the class's partial list. When upstream cannot give a whole chunk (a small or
+  // nearly full device), halves it down to one block. Mutex held, released while the upstream is asked.
+  std::uint32_t add_chunk(std::size_t c, std::size_t oversized_bytes = 0, Stream* stream = nullptr) {
+    const bool oversized = c == class_count;
+    const std::size_t block = oversized ? oversized_bytes : class_size(c);
+    std::size_t bytes = oversized ? oversized_bytes : chunk_bytes(c);
+    std::vector<std::uint32_t> records(bytes / block);
+    std::size_t acquired = 0;
+    try {
+      for (; acquired < records.size(); ++acquired) records[acquired] = table.acquire();
+    } catch (...) {
+      for (std::size_t i = 0; i < acquired; ++i) table.retire(records[i]);
+      throw;
+    }
+    Allocation got;
+    try {
+      for (;;) {
+        try {
+          got = allocate_upstream(bytes, stream);
+          break;
+        } catch (const OutOfMemory&) {
+          if (bytes == block) throw;
+          bytes /= 2;
+        }
+      }
+    } catch (...) {
+      for (const std::uint32_t index : records) table.retire(index);
+      throw;
+    }
+    const std::size_t blocks = bytes / block;
+    for (std::size_t i = blocks; i < records.size(); ++i) table.retire(records[i]);
+    // Room for everything the chunk's life may add to the lists, so that frees never allocate.
+    try {
+      chunks.reserve(chunks.size() + 1);
+      unused_chunks.reserve(chunks.size() + 1);
+      if (!oversized) partial[c].reserve(chunk_counts[c] + 1);
+    } catch (...) {
+      for (const std::uint32_t index : records) table.retire(index);
+      mutex.unlock();
+      upstream.deallocate(got, stream);
+      mutex.lock();
+      throw;
+    }
+    std::uint32_t slot = 0;
+    if (unused_chunks.empty()) {
+      slot = static_cast<std::uint32_t>(chunks.size());
+      chunks.emplace_back();
+    } else {
+      slot = unused_chunks.back();
+      unused_chunks.pop_back();
+    }
+    Chunk& chunk = chunks[slot];
+    chunk = Chunk{got, static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(blocks), 0, kNone, kNone};
+    // Pushed in reverse, so that blocks are handed out from the chunk's start.
+    for (std::size_t i = blocks; i-- > 0;) {
+      BlockRecord& r = table.at(records[i]);
+      r.segment.store(got.segment, std::memory_order_relaxed);
+      r.offset.store(got.offset + i * block, std::memory_order_relaxed);
+      r.padding = 0;
+      r.chunk = slot;
+      r.size_class = static_cast<std::uint16_t>(c);
+      r.next = chunk.free_head;
+      chunk.free_head = records[i];
+    }
+    chunk.free_count = chunk.blocks;
+    reserved += bytes;
+    ++upstream_allocations;
+    if (!oversized) {
+      chunk.partial_position = static_cast<std::uint32_t>(partial[c].size());
+      partial[c].push_back(slot);
+      ++chunk_counts[c];
+    }
+    return slot;
   }
 
   // Straight from upstream, at kDefaultAlignment with room to align inside, so that alignment follows the
   // pools' one rule whatever the upstream's is.
   Allocation allocate_oversized(std::size_t bytes, Stream* stream, std::size_t alignment) {
     const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
-    const std::uint32_t index = table.acquire();
-    BlockRecord& r = table.at(index);
-    try {
-      r.upstream = allocate_upstream(footprint, stream, kDefaultAlignment);
-    } catch (...) {
-      table.retire(index);
-      throw;
+    std::uint32_t index = kNone;
+    {
+      const std::lock_guard lock(mutex);
+      Chunk& chunk = chunks[add_chunk(class_count, footprint, stream)];
+      index = chunk.free_head;
+      chunk.free_head = kNone;
+      chunk.free_count = 0;
+      oversized_in_use += footprint;
+      bump(central[class_count].misses);
     }
-    r.size_class = class_count;
-    reserved.fetch_add(footprint, std::memory_order_relaxed);
-    upstream_allocations.fetch_add(1, std::memory_order_relaxed);
-    ClassList& list = local_cache_or_central()[class_count];
-    list.lock.lock();
-    ++list.counters.misses;
-    list.counters.in_use_bytes += footprint;
-    list.lock.unlock();
     return publish(index, bytes, alignment);
   }
 
-  // --- deallocation ---
+  // --- taking blocks back ---
 
   // Claims the block `allocation` names for the caller: false (and nothing changed) unless it is live here.
   [[nodiscard]] bool claim(const Allocation& allocation) noexcept {
@@ -379,141 +526,247 @@ struct SizeClassState {
            r->state.compare_exchange_strong(live, live & ~std::uint64_t{1}, std::memory_order_acq_rel);
   }
 
-  // Gives a block upstream. A block freed on `stream` itself goes back in that stream's order; one freed on
-  // another stream is waited for first, since that stream may be gone by now.
-  void release(std::uint32_t index, Stream* stream) noexcept {
-    BlockRecord& r = table.at(index);
-    Stream* order = nullptr;
-    if (r.freed_on != nullptr) {
-      if (r.freed_on == stream) {
-        order = stream;
-      } else {
-        detail::settle_event(*r.free_event);
+  // Puts a freed class block (already claimed, its fence marked) into the calling thread's cache, or the
+  // central list, or back into its chunk.
+  void free_block(std::uint32_t index, std::size_t c, Stream* stream) noexcept {
+    BlockCache* cache = nullptr;
+    if (options.per_thread_cache) {
+      try {
+        cache = &local_cache();
+      } catch (const std::bad_alloc&) {
+        cache = nullptr;
       }
-      r.freed_on = nullptr;
     }
-    upstream.deallocate(r.upstream, order);
-    reserved.fetch_sub(r.upstream.size, std::memory_order_relaxed);
-    upstream_deallocations.fetch_add(1, std::memory_order_relaxed);
-    if (r.size_class < class_count) releases[r.size_class].fetch_add(1, std::memory_order_relaxed);
-    r.upstream = Allocation{};
-    table.retire(index);
+    if (cache != nullptr) [[likely]] {
+      ClassList& list = (*cache)[c];
+      bump(list.returns);
+      if (list.count.load(std::memory_order_relaxed) < bound) [[likely]] {
+        push(list, index);
+        return;
+      }
+      spill(*cache, c, index, stream);
+      return;
+    }
+    std::vector<Allocation> released;
+    {
+      const std::lock_guard lock(mutex);
+      ClassList& list = central[c];
+      bump(list.returns);
+      if (list.count.load(std::memory_order_relaxed) < bound) {
+        push(list, index);
+      } else {
+        return_to_chunk(index, released, stream);
+      }
+    }
+    give_back(released, stream);
   }
 
-  // Records the free of `r` on `stream`; false when no event could be recorded.
-  bool mark_free(BlockRecord& r, Stream& stream) noexcept {
-    try {
-      if (!r.free_event) r.free_event = pool.backend().create_event(pool.device().index);
-      r.free_event->record(stream);
-      r.freed_on = &stream;
-      return true;
-    } catch (const std::exception& e) {
-      report_misuse(std::string("SizeClassPool::deallocate: no event to mark the free on ") +
-                    to_string(stream.device()) + " (" + e.what() + "); the block goes back upstream instead");
-      r.freed_on = &stream;  // so that release() frees it in the stream's order
-      return false;
-    }
-  }
-
-  // Puts blocks (the first one just freed) into the central list of class `c`; those that do not fit go
-  // upstream.
-  void spill(std::size_t c, const std::uint32_t* blocks, std::size_t count, Stream* stream) noexcept {
-    std::size_t kept = 0;
-    ClassList& shared = central[c];
-    shared.lock.lock();
-    while (kept < count && shared.blocks.size() < options.max_pooled_per_bucket) {
-      shared.blocks.push_back(blocks[kept++]);
-    }
-    if (kept != 0) ++shared.counters.returns;
-    shared.lock.unlock();
-    for (std::size_t i = kept; i < count; ++i) release(blocks[i], stream);
-  }
-
-  void free_block(std::uint32_t index, Stream* stream) noexcept {
-    BlockRecord& r = table.at(index);
-    const std::size_t c = r.size_class;
-    const bool fenced = stream == nullptr || mark_free(r, *stream);
-    BlockCache& cache = local_cache_or_central();
+  // The thread's list of class `c` is full: the block just freed and up to a batch from the list go to the
+  // central list while it has room, the rest to their chunks.
+  void spill(BlockCache& cache, std::size_t c, std::uint32_t index, Stream* stream) noexcept {
     ClassList& list = cache[c];
-    list.lock.lock();
-    list.counters.in_use_bytes -= class_size(c);
-    if (fenced && list.blocks.size() < options.max_pooled_per_bucket) {
-      list.blocks.push_back(index);
-      ++list.counters.returns;
-      list.lock.unlock();
-      return;
+    std::vector<Allocation> released;
+    {
+      const std::lock_guard lock(mutex);
+      ClassList& shared = central[c];
+      std::uint32_t block = index;
+      for (std::size_t moved = 0; block != kNone && moved < batch; ++moved) {
+        if (shared.count.load(std::memory_order_relaxed) < bound) {
+          push(shared, block);
+        } else {
+          return_to_chunk(block, released, stream);
+        }
+        block = list.head;
+        if (block != kNone) {
+          list.head = table.at(block).next;
+          bump(list.count, std::uint32_t{0} - 1U);
+        }
+      }
+      if (block != kNone) push(list, block);  // taken one too many
+      flush_if_trimmed(cache, released);
     }
-    if (!fenced || &cache == &central) {
-      list.lock.unlock();
-      release(index, stream);
-      return;
+    give_back(released, stream);
+  }
+
+  // A block leaves the caches for its chunk; a chunk wholly back goes to `released` (given back upstream
+  // once the mutex is released, by give_back). Mutex held.
+  void return_to_chunk(std::uint32_t index, std::vector<Allocation>& released, Stream* stream) noexcept {
+    BlockRecord& r = table.at(index);
+    Chunk& chunk = chunks[r.chunk];
+    ++releases[chunk.size_class];
+    r.next = chunk.free_head;
+    chunk.free_head = index;
+    if (++chunk.free_count == 1) {
+      chunk.partial_position = static_cast<std::uint32_t>(partial[chunk.size_class].size());
+      partial[chunk.size_class].push_back(r.chunk);  // never allocates: add_chunk reserved room
     }
-    // The thread's cache of this class is full: a batch goes to the central list.
-    std::array<std::uint32_t, kMaxBatch> moved{};
-    std::size_t count = 0;
-    moved[count++] = index;
-    while (count < batch && !list.blocks.empty()) {
-      moved[count++] = list.blocks.back();
-      list.blocks.pop_back();
+    if (chunk.free_count == chunk.blocks) release_chunk(r.chunk, released, stream);
+  }
+
+  // Takes a wholly free chunk out of the pool: its blocks' fences settled, its records retired, its upstream
+  // allocation added to `released`. Mutex held.
+  void release_chunk(std::uint32_t slot, std::vector<Allocation>& released, Stream* stream) noexcept {
+    Chunk& chunk = chunks[slot];
+    for (std::uint32_t index = chunk.free_head; index != kNone;) {
+      BlockRecord& r = table.at(index);
+      const std::uint32_t next = r.next;
+      (void)order.settle(r.fence, stream);
+      r.chunk = kNone;
+      r.segment.store(nullptr, std::memory_order_relaxed);
+      table.retire(index);
+      index = next;
     }
-    list.lock.unlock();
-    spill(c, moved.data(), count, stream);
+    if (chunk.partial_position != kNone) remove_partial(chunk);
+    if (chunk.size_class < class_count) --chunk_counts[chunk.size_class];
+    reserved -= chunk.upstream.size;
+    ++upstream_deallocations;
+    try {
+      released.push_back(chunk.upstream);
+    } catch (const std::bad_alloc&) {
+      upstream.deallocate(chunk.upstream, stream);  // no room to defer it: give it back under the lock
+    }
+    chunk = Chunk{};
+    unused_chunks.push_back(slot);  // never allocates: add_chunk reserved room
+  }
+
+  void give_back(const std::vector<Allocation>& released, Stream* stream) noexcept {
+    for (const Allocation& chunk : released) upstream.deallocate(chunk, stream);
   }
 
   void free_oversized(std::uint32_t index, Stream* stream) noexcept {
-    BlockRecord& r = table.at(index);
-    ClassList& list = local_cache_or_central()[class_count];
-    list.lock.lock();
-    list.counters.in_use_bytes -= r.upstream.size;
-    list.lock.unlock();
-    upstream.deallocate(r.upstream, stream);
-    reserved.fetch_sub(r.upstream.size, std::memory_order_relaxed);
-    upstream_deallocations.fetch_add(1, std::memory_order_relaxed);
-    r.upstream = Allocation{};
-    table.retire(index);
+    std::vector<Allocation> released;
+    {
+      const std::lock_guard lock(mutex);
+      BlockRecord& r = table.at(index);
+      Chunk& chunk = chunks[r.chunk];
+      oversized_in_use -= chunk.upstream.size;
+      bump(central[class_count].returns);
+      r.next = kNone;
+      chunk.free_head = index;
+      chunk.free_count = 1;
+      release_chunk(r.chunk, released, stream);
+    }
+    give_back(released, stream);
   }
 
   // --- caches ---
 
-  // Calls `visit(list, class)` for every list of every cache (central, live threads' caches), each under its
-  // lock, with the registry mutex held.
-  template <typename Visit>
-  void for_each_list(Visit&& visit) {
-    const auto visit_cache = [&](BlockCache& cache) {
+  // Empties `cache` into the chunks when a trim happened since it was last emptied. Mutex held.
+  void flush_if_trimmed(BlockCache& cache, std::vector<Allocation>& released) noexcept {
+    const std::uint64_t now = trims.load(std::memory_order_relaxed);
+    if (cache.flushed == now) return;
+    cache.flushed = now;
+    empty_into_chunks(cache, released);
+  }
+
+  // Every block of `cache` back to its chunk. Mutex held.
+  void empty_into_chunks(BlockCache& cache, std::vector<Allocation>& released) noexcept {
+    for (std::size_t c = 0; c < class_count; ++c) {
+      ClassList& list = cache[c];
+      while (list.head != kNone) {
+        const std::uint32_t index = list.head;
+        list.head = table.at(index).next;
+        return_to_chunk(index, released, nullptr);
+      }
+      list.count.store(0, std::memory_order_relaxed);
+    }
+  }
+
+  // Takes the cache of a thread that exits (registry mutex held): its blocks go to the central lists while
+  // they have room, the rest to their chunks; its counts to `retired`.
+  void adopt(ThreadCache& thread_cache) noexcept {
+    std::erase(registry->caches, &thread_cache);
+    std::vector<Allocation> released;
+    {
+      const std::lock_guard lock(mutex);
+      BlockCache& cache = thread_cache.cache;
       for (std::size_t c = 0; c <= class_count; ++c) {
         ClassList& list = cache[c];
-        list.lock.lock();
-        visit(list, c);
-        list.lock.unlock();
+        retired[c] += list;
+        while (list.head != kNone) {
+          const std::uint32_t index = list.head;
+          list.head = table.at(index).next;
+          if (central[c].count.load(std::memory_order_relaxed) < bound) {
+            push(central[c], index);
+          } else {
+            return_to_chunk(index, released, nullptr);
+          }
+        }
+      }
+    }
+    give_back(released, nullptr);
+  }
+
+  std::size_t trim() noexcept {
+    std::vector<Allocation> released;
+    {
+      const std::lock_guard lock(mutex);
+      trims.fetch_add(1, std::memory_order_relaxed);
+      if (BlockCache* own = t_caches.find(id); own != nullptr) flush_if_trimmed(*own, released);
+      empty_into_chunks(central, released);
+    }
+    std::size_t bytes = 0;
+    for (const Allocation& chunk : released) bytes += chunk.size;
+    give_back(released, nullptr);
+    return bytes;
+  }
+
+  // The pool's figures, from every cache, under both locks; with `usage`, its ResourceUsage too.
+  SizeClassPoolStats collect(ResourceUsage* usage) {
+    SizeClassPoolStats stats;
+    stats.classes.resize(class_count);
+    std::vector<RetiredCounts> totals;
+    const auto add_cache = [&](const BlockCache& cache) {
+      for (std::size_t c = 0; c <= class_count; ++c) {
+        totals[c] += cache[c];
+        if (c < class_count) stats.classes[c].cached_blocks += cache[c].count.load(std::memory_order_relaxed);
       }
     };
-    visit_cache(central);
-    for (ThreadCache* cache : registry->caches) visit_cache(cache->cache);
-  }
-
-  // Takes the cache of a thread that exits (registry mutex held): its blocks go to the central lists, its
-  // counts to `retired`.
-  void adopt(ThreadCache& cache) noexcept {
-    std::erase(registry->caches, &cache);
-    for (std::size_t c = 0; c <= class_count; ++c) {
-      ClassList& list = cache.cache[c];
-      list.lock.lock();
-      retired[c].add(list.counters);
-      std::vector<std::uint32_t> blocks = std::move(list.blocks);
-      list.lock.unlock();
-      if (!blocks.empty()) spill_all(c, blocks);
+    const std::lock_guard registry_lock(registry->mutex);
+    const std::lock_guard lock(mutex);
+    totals = retired;
+    add_cache(central);
+    for (const ThreadCache* cache : registry->caches) add_cache(cache->cache);
+    stats.thread_caches = registry->caches.size();
+    for (const Chunk& chunk : chunks) {
+      if (chunk.upstream && chunk.size_class < class_count)
+        stats.classes[chunk.size_class].free_blocks += chunk.free_count;
     }
-  }
-
-  void spill_all(std::size_t c, const std::vector<std::uint32_t>& blocks) noexcept {
-    ClassList& shared = central[c];
-    std::size_t kept = 0;
-    shared.lock.lock();
-    while (kept < blocks.size() && shared.blocks.size() < options.max_pooled_per_bucket) {
-      shared.blocks.push_back(blocks[kept++]);
+    std::size_t in_use = oversized_in_use;
+    std::size_t largest_free = 0;
+    for (std::size_t c = 0; c < class_count; ++c) {
+      SizeClassStats& figures = stats.classes[c];
+      figures.block_size = class_size(c);
+      figures.cache_hits = totals[c].hits;
+      figures.cache_misses = totals[c].misses;
+      figures.returns = totals[c].returns;
+      figures.releases = releases[c];
+      figures.chunks = chunk_counts[c];
+      stats.cache_hits += figures.cache_hits;
+      stats.cache_misses += figures.cache_misses;
+      stats.returns += figures.returns;
+      stats.releases += figures.releases;
+      stats.cached_blocks += figures.cached_blocks;
+      stats.free_blocks += figures.free_blocks;
+      stats.free_bytes += (figures.cached_blocks + figures.free_blocks) * figures.block_size;
+      stats.chunks += figures.chunks;
+      // Modular: a block allocated through one cache may be freed through another.
+      in_use += static_cast<std::size_t>(figures.cache_hits + figures.cache_misses - figures.returns) *
+                figures.block_size;
+      if (figures.cached_blocks + figures.free_blocks != 0) largest_free = figures.block_size;
     }
-    shared.lock.unlock();
-    for (std::size_t i = kept; i < blocks.size(); ++i) release(blocks[i], nullptr);
+    stats.oversized = totals[class_count].misses;
+    stats.cache_misses += stats.oversized;
+    if (usage != nullptr) {
+      usage->cache_hits = stats.cache_hits;
+      usage->cache_misses = stats.cache_misses;
+      usage->in_use_bytes = in_use;
+      usage->largest_free_range = largest_free;
+      usage->reserved_bytes = reserved;
+      usage->upstream_allocations = upstream_allocations;
+      usage->upstream_deallocations = upstream_deallocations;
+    }
+    return stats;
   }
 };
 
@@ -521,8 +774,7 @@ ThreadCaches::~ThreadCaches() {
   // Taken out first: handing blocks back may free them into an upstream that is itself a size-class pool,
   // which would look its cache up here again.
   const std::vector<std::unique_ptr<ThreadCache>> mine = std::move(caches);
-  last_pool = 0;
-  last = nullptr;
+  t_last = LastCache{};
   for (const auto& cache : mine) {
     const std::lock_guard lock(cache->registry->mutex);
     if (cache->registry->state != nullptr) cache->registry->state->adopt(*cache);
@@ -532,8 +784,7 @@ ThreadCaches::~ThreadCaches() {
 BlockCache& ThreadCaches::find_or_create(SizeClassState& state) {
   for (const auto& cache : caches) {
     if (cache->pool_id == state.id) {
-      last_pool = state.id;
-      last = &cache->cache;
+      t_last = LastCache{state.id, &cache->cache};
       return cache->cache;
     }
   }
@@ -543,15 +794,15 @@ BlockCache& ThreadCaches::find_or_create(SizeClassState& state) {
     return cache->registry->state == nullptr;
   });
   caches.reserve(caches.size() + 1);
-  auto cache = std::make_unique<ThreadCache>(state.id, state.registry, state.class_count + 1, state.reserve);
+  auto cache = std::make_unique<ThreadCache>(state.id, state.registry, state.class_count + 1);
+  cache->cache.flushed = state.trims.load(std::memory_order_relaxed);
   {
     const std::lock_guard lock(state.registry->mutex);
     state.registry->caches.push_back(cache.get());
   }
   caches.push_back(std::move(cache));
-  last_pool = state.id;
-  last = &caches.back()->cache;
-  return *last;
+  t_last = LastCache{state.id, &caches.back()->cache};
+  return *t_last.cache;
 }
 
 }  // namespace detail
@@ -568,6 +819,10 @@ SizeClassPool::SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions opti
                           " and max_block " + std::to_string(options_.max_block) +
                           " must be powers of two with min_block <= max_block");
   }
+  if (!is_power_of_two(options_.chunk_size) || options_.chunk_size < kDefaultAlignment) {
+    throw InvalidArgument("SizeClassPool: chunk_size " + std::to_string(options_.chunk_size) +
+                          " must be a power of two of at least " + std::to_string(kDefaultAlignment));
+  }
   min_shift_ = static_cast<unsigned>(std::countr_zero(options_.min_block));
   class_count_ = static_cast<std::size_t>(std::countr_zero(options_.max_block)) - min_shift_ + 1;
   state_ = std::make_unique<detail::SizeClassState>(*this, upstream_, class_count_);
@@ -577,22 +832,23 @@ SizeClassPool::~SizeClassPool() {
   detail::SizeClassState& s = *state_;
   {
     const std::lock_guard lock(s.registry->mutex);
-    s.for_each_list([](ClassList& list, std::size_t /*c*/) { list.blocks.clear(); });
     s.registry->state = nullptr;
     s.registry->caches.clear();
   }
-  // Every record that holds a block gives it back, live or cached.
+  // Every chunk goes back, whatever its blocks are doing.
   std::size_t live = 0;
   std::size_t live_bytes = 0;
   for (std::uint32_t i = 0; i < s.table.size(); ++i) {
     BlockRecord& r = s.table.at(i);
-    if (!r.upstream) continue;
+    if (r.chunk == kNone) continue;
     if ((r.state.load(std::memory_order_relaxed) & 1U) != 0) {
       ++live;
-      live_bytes += r.upstream.size;
+      live_bytes += r.size.load(std::memory_order_relaxed);
     }
-    if (r.freed_on != nullptr) detail::settle_event(*r.free_event);
-    upstream_.deallocate(r.upstream);
+    (void)s.order.settle(r.fence, nullptr);
+  }
+  for (const Chunk& chunk : s.chunks) {
+    if (chunk.upstream) upstream_.deallocate(chunk.upstream);
   }
   if (live != 0) {
     report_misuse("SizeClassPool on " + to_string(device()) + " destroyed with " + std::to_string(live) +
@@ -610,11 +866,19 @@ std::size_t SizeClassPool::block_size(std::size_t bytes, std::size_t alignment) 
 }
 
 Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
-  detail::check_pool_stream(*this, stream, "SizeClassPool");
-  const std::size_t block = block_size(bytes, alignment);
-  if (block == 0) return state_->allocate_oversized(bytes, stream, alignment);
-  return state_->allocate(static_cast<std::size_t>(std::countr_zero(block)) - min_shift_, bytes, stream,
-                          alignment);
+  if (stream != nullptr) [[unlikely]] {
+    detail::check_pool_stream(*this, stream, "SizeClassPool");
+  }
+  std::size_t footprint = bytes;
+  if (alignment > kDefaultAlignment) [[unlikely]] {
+    footprint = checked_add(bytes, detail::alignment_slack(alignment));
+  }
+  if (footprint > options_.max_block) [[unlikely]] {
+    return state_->allocate_oversized(bytes, stream, alignment);
+  }
+  const std::size_t c =
+      footprint <= options_.min_block ? 0 : static_cast<std::size_t>(std::bit_width(footprint - 1)) - min_shift_;
+  return state_->allocate(c, bytes, stream, alignment);
 }
 
 bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
@@ -625,134 +889,92 @@ bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
                   " is not live here: already freed, or allocated by another resource");
     return false;
   }
-  if (!detail::is_pool_stream(*this, stream)) [[unlikely]] {
-    report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": a stream of " +
-                  to_string(stream->device()) + " cannot order this free; synchronizing it instead");
+  const std::uint32_t index = detail::cookie_index(allocation.cookie);
+  BlockRecord& r = s.table.at(index);
+  if (stream != nullptr) [[unlikely]] {
     try {
-      stream->synchronize();
+      if (!detail::is_pool_stream(*this, stream)) {
+        report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": a stream of " +
+                      to_string(stream->device()) + " cannot order this free; synchronizing it instead");
+        stream->synchronize();
+        stream = nullptr;
+      }
+      s.order.mark_free(r.fence, stream);
     } catch (const std::exception& e) {
       report_misuse(std::string("SizeClassPool::deallocate: ") + e.what() + "; the block stays out of use");
       return false;
     }
-    stream = nullptr;
   }
-  const std::uint32_t index = detail::cookie_index(allocation.cookie);
-  if (s.table.at(index).size_class == s.class_count) {
+  if (r.size_class == s.class_count) [[unlikely]] {
     s.free_oversized(index, stream);
   } else {
-    s.free_block(index, stream);
+    s.free_block(index, r.size_class, stream);
   }
   return true;
 }
 
-void SizeClassPool::clear() {
-  (void)shrink(0);
-}
-
-std::size_t SizeClassPool::shrink(std::size_t max_blocks_per_class) {
-  detail::SizeClassState& s = *state_;
-  std::vector<std::uint32_t> excess;
-  {
-    const std::lock_guard lock(s.registry->mutex);
-    s.for_each_list([&](ClassList& list, std::size_t /*c*/) {
-      if (list.blocks.size() <= max_blocks_per_class) return;
-      // The oldest frees (the front) are the coldest.
-      const auto end = list.blocks.end() - static_cast<std::ptrdiff_t>(max_blocks_per_class);
-      excess.insert(excess.end(), list.blocks.begin(), end);
-      list.blocks.erase(list.blocks.begin(), end);
-    });
-  }
-  std::size_t released = 0;
-  for (const std::uint32_t index : excess) {
-    released += s.table.at(index).upstream.size;
-    s.release(index, nullptr);
-  }
-  return released;
+std::size_t SizeClassPool::do_trim() {
+  return state_->trim();
 }
 
 SizeClassPoolStats SizeClassPool::stats() const {
-  detail::SizeClassState& s = *state_;
-  SizeClassPoolStats stats;
-  stats.classes.resize(class_count_);
-  std::vector<ClassCounters> totals;
-  {
-    const std::lock_guard lock(s.registry->mutex);
-    totals = s.retired;
-    s.for_each_list([&](ClassList& list, std::size_t c) {
-      totals[c].add(list.counters);
-      if (c < class_count_) stats.classes[c].cached_blocks += list.blocks.size();
-    });
-    stats.thread_caches = s.registry->caches.size();
-  }
-  for (std::size_t c = 0; c < class_count_; ++c) {
-    SizeClassStats& figures = stats.classes[c];
-    figures.block_size = s.class_size(c);
-    figures.hits = totals[c].hits;
-    figures.misses = totals[c].misses;
-    figures.returns = totals[c].returns;
-    figures.releases = s.releases[c].load(std::memory_order_relaxed);
-    stats.hits += figures.hits;
-    stats.misses += figures.misses;
-    stats.returns += figures.returns;
-    stats.releases += figures.releases;
-    stats.cached_blocks += figures.cached_blocks;
-    stats.cached_bytes += figures.cached_blocks * figures.block_size;
-  }
-  stats.oversized = totals[class_count_].misses;
-  stats.misses += stats.oversized;
-  return stats;
+  return state_->collect(nullptr);
 }
 
 ResourceUsage SizeClassPool::do_usage() const {
-  detail::SizeClassState& s = *state_;
   ResourceUsage usage;
-  {
-    const std::lock_guard lock(s.registry->mutex);
-    for (const ClassCounters& counters : s.retired) {
-      usage.cache_hits += counters.hits;
-      usage.cache_misses += counters.misses;
-      usage.in_use_bytes += counters.in_use_bytes;
-    }
-    s.for_each_list([&](ClassList& list, std::size_t c) {
-      usage.cache_hits += list.counters.hits;
-      usage.cache_misses += list.counters.misses;
-      usage.in_use_bytes += list.counters.in_use_bytes;
-      if (!list.blocks.empty())
-        usage.largest_free_range = std::max(usage.largest_free_range, s.class_size(c));
-    });
-  }
-  usage.reserved_bytes = s.reserved.load(std::memory_order_relaxed);
-  usage.upstream_allocations = s.upstream_allocations.load(std::memory_order_relaxed);
-  usage.upstream_deallocations = s.upstream_deallocations.load(std::memory_order_relaxed);
+  (void)state_->collect(&usage);
   return usage;
 }
 
-}  // namespace unimem
-
-namespace unimem {
-
 PoolSnapshot SizeClassPool::snapshot() const {
-  const detail::SizeClassState& s = *state_;
+  detail::SizeClassState& s = *state_;
   PoolSnapshot snapshot;
   snapshot.device = device();
   snapshot.kind = kind();
   snapshot.usage = usage();
+  const std::lock_guard lock(s.mutex);
+  std::vector<std::size_t> place(s.chunks.size(), s.chunks.size());
+  for (std::size_t slot = 0; slot < s.chunks.size(); ++slot) {
+    const Chunk& chunk = s.chunks[slot];
+    if (!chunk.upstream) continue;
+    place[slot] = snapshot.segments.size();
+    snapshot.segments.push_back(SegmentSnapshot{chunk.upstream.segment->id,
+                                                reinterpret_cast<std::uintptr_t>(chunk.upstream.address()),
+                                                chunk.upstream.size,
+                                                chunk.upstream.kind(),
+                                                "size_class",
+                                                {}});
+  }
   const std::uint32_t records = s.table.size();
   for (std::uint32_t index = 0; index < records; ++index) {
     const BlockRecord& r = s.table.at(index);
-    if (!r.upstream) continue;  // the record holds no block
+    if (r.chunk == kNone) continue;
+    const Chunk& chunk = s.chunks[r.chunk];
     const bool live = (r.state.load(std::memory_order_acquire) & 1U) != 0;
+    const std::size_t block = r.size_class < class_count_ ? s.class_size(r.size_class) : chunk.upstream.size;
     RangeSnapshot range;
-    range.size = r.upstream.size;
+    range.offset = r.offset.load(std::memory_order_relaxed) - r.padding - chunk.upstream.offset;
+    range.size = block;
     range.allocated = live;
     range.requested = live ? r.size.load(std::memory_order_relaxed) : 0;
-    range.stream = live ? 0 : reinterpret_cast<std::uintptr_t>(r.freed_on);
-    snapshot.segments.push_back(SegmentSnapshot{r.upstream.segment->id,
-                                                reinterpret_cast<std::uintptr_t>(r.upstream.address()),
-                                                r.upstream.size,
-                                                r.upstream.kind(),
-                                                "size_class",
-                                                {range}});
+    range.stream = live ? 0 : reinterpret_cast<std::uintptr_t>(r.fence.stream);
+    snapshot.segments[place[r.chunk]].ranges.push_back(range);
+  }
+  for (SegmentSnapshot& segment : snapshot.segments) {
+    std::sort(segment.ranges.begin(), segment.ranges.end(),
+              [](const RangeSnapshot& a, const RangeSnapshot& b) { return a.offset < b.offset; });
+    // Adjacent free blocks of one stream read as one free range, as in the coalescing pool.
+    std::vector<RangeSnapshot> merged;
+    for (const RangeSnapshot& range : segment.ranges) {
+      if (!merged.empty() && !range.allocated && !merged.back().allocated &&
+          merged.back().stream == range.stream && merged.back().offset + merged.back().size == range.offset) {
+        merged.back().size += range.size;
+      } else {
+        merged.push_back(range);
+      }
+    }
+    segment.ranges = std::move(merged);
   }
   std::sort(snapshot.segments.begin(), snapshot.segments.end(),
             [](const SegmentSnapshot& a, const SegmentSnapshot& b) { return a.id < b.id; });

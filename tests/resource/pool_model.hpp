@@ -5,8 +5,9 @@
 //   - live ranges never overlap, lie inside a live upstream allocation and have the alignment asked for;
 //   - usage() is exact: reserved bytes equal what the upstream holds for the pool, in-use bytes equal the
 //     model's, every reserved byte is in use or free, upstream call counts and hits + misses add up;
-//   - SizeClassPool: a request hits exactly when its class had a cached block, a free is either cached or
-//     released, a block given back upstream is never a live one;
+//   - SizeClassPool: a request hits exactly when its class had a cached or free block, a miss takes exactly
+//     one new chunk, a free is either cached or back in its chunk, a chunk given back upstream holds no live
+//     block, and a trim leaves no cached block and no wholly free chunk;
 //   - CoalescingPool: free ranges are exactly the model's (best fit, split, merged with free neighbours):
 //     a request that fits takes a best-fitting range, one that does not grows the pool by one segment and
 //     starts it; free bytes, largest free range, range and segment counts match; a segment given back
@@ -54,9 +55,11 @@ inline void PrintTo(PoolKind kind, std::ostream* os) {
   *os << to_string(kind);
 }
 
-// Small limits so that short sequences reach the interesting paths (spills, releases, several segments).
+// Small limits so that short sequences reach the interesting paths (spills, chunks given back, several
+// segments): 16 KiB chunks hold 64 blocks of 256 bytes, 2 of 8 KiB and one of each larger class.
 inline SizeClassPoolOptions model_size_class_options() {
-  return SizeClassPoolOptions{.min_block = 256, .max_block = 256 * KiB, .max_pooled_per_bucket = 3};
+  return SizeClassPoolOptions{
+      .min_block = 256, .max_block = 256 * KiB, .max_pooled_per_bucket = 3, .chunk_size = 16 * KiB};
 }
 inline CoalescingPoolOptions model_coalescing_options() {
   return CoalescingPoolOptions{.initial_size = 64 * KiB, .max_growth_step = MiB};
@@ -113,7 +116,8 @@ class PoolModel {
     if (small) {
       block = small_.pool->block_size(bytes, alignment);
       small_before = small_.pool->stats();
-      expect_hit = block != 0 && small_before.classes[class_of(block)].cached_blocks > 0;
+      const SizeClassStats* figures = block != 0 ? &small_before.classes[class_of(block)] : nullptr;
+      expect_hit = figures != nullptr && figures->cached_blocks + figures->free_blocks > 0;
     } else {
       best = large_.best_fit(align_up(bytes, CoalescingPool::kGranularity));
       expect_hit = alignment <= kDefaultAlignment && best.has_value();
@@ -141,16 +145,20 @@ class PoolModel {
       footprint =
           block != 0 ? block : bytes + (alignment > kDefaultAlignment ? alignment - kDefaultAlignment : 0);
       const SizeClassPoolStats after = small_.pool->stats();
-      if (expect_hit && (!added.empty() || after.hits != small_before.hits + 1)) {
-        return "size-class request of " + std::to_string(bytes) + " had a cached block but missed";
+      if (expect_hit && (!added.empty() || after.cache_hits != small_before.cache_hits + 1)) {
+        return "size-class request of " + std::to_string(bytes) + " had a cached or free block but missed";
       }
-      if (!expect_hit && (added.size() != 1 || after.misses != small_before.misses + 1)) {
+      if (!expect_hit && (added.size() != 1 || after.cache_misses != small_before.cache_misses + 1)) {
         return "size-class miss for " + std::to_string(bytes) +
-               " did not take exactly one new upstream block";
+               " did not take exactly one new upstream chunk";
       }
-      if (!expect_hit && added[0].second != footprint) {
-        return "new upstream block of " + std::to_string(added[0].second) + " bytes, expected " +
-               std::to_string(footprint);
+      // A chunk is chunk_size (or one block of a larger class); halved down to one block when upstream
+      // cannot give that much.
+      const std::size_t chunk = block != 0 ? std::max(block, small_.pool->options().chunk_size) : footprint;
+      const std::size_t got = expect_hit ? 0 : added[0].second;
+      if (!expect_hit && (got > chunk || got < (block != 0 ? block : footprint) || chunk % got != 0)) {
+        return "new upstream chunk of " + std::to_string(got) + " bytes, expected " + std::to_string(chunk) +
+               " or a power-of-two fraction of it";
       }
       small_.live_blocks.insert(*home);
     } else {
@@ -190,10 +198,12 @@ class PoolModel {
       large_.give(l.allocation, l.footprint);
     }
     in_use_ -= l.footprint;
+    const std::size_t chunk_bytes_before = small_.bytes;
     pool_->deallocate(l.allocation);
     if (std::string error = sync_upstream(l.small, nullptr); !error.empty()) return error;
-    if (l.block != 0 && !small_free_accounted(small_before, l.block)) {
-      return "a freed block of " + std::to_string(l.footprint) + " bytes was neither cached nor released";
+    const std::size_t chunk_went = chunk_bytes_before - small_.bytes;
+    if (l.block != 0 && !small_free_accounted(small_before, l.block, chunk_went)) {
+      return "a freed block of " + std::to_string(l.footprint) + " bytes was neither cached nor back in its chunk";
     }
     freed_[next_freed_++ % freed_.size()] = l.allocation;
     return check();
@@ -202,7 +212,11 @@ class PoolModel {
   std::string trim() {
     (void)pool_->trim();
     if (std::string error = sync_upstream(false, nullptr); !error.empty()) return error;
-    if (small_.pool != nullptr && small_.pool->stats().cached_blocks != 0) return "trim left cached blocks";
+    if (small_.pool != nullptr) {
+      if (small_.pool->stats().cached_blocks != 0) return "trim left cached blocks";
+      const std::set<UpstreamKey> holding(small_.live_blocks.begin(), small_.live_blocks.end());
+      if (holding.size() != small_.blocks.size()) return "trim left a wholly free chunk";
+    }
     if (large_.pool != nullptr && large_.wholly_free_regions() != 0) return "trim left wholly free segments";
     return check();
   }
@@ -366,12 +380,16 @@ class PoolModel {
     return {};
   }
 
-  // A freed class block is either in a cache now or was given back upstream.
-  [[nodiscard]] bool small_free_accounted(const SizeClassPoolStats& before, std::size_t block) const {
+  // A freed class block is in a cache or back in its chunk now, unless its chunk (`chunk_went` bytes) went
+  // back upstream whole.
+  [[nodiscard]] bool small_free_accounted(const SizeClassPoolStats& before, std::size_t block,
+                                          std::size_t chunk_went) const {
     const SizeClassPoolStats after = small_.pool->stats();
     const std::size_t c = class_of(block);
-    return after.classes[c].cached_blocks + after.classes[c].releases ==
-           before.classes[c].cached_blocks + before.classes[c].releases + 1;
+    const std::size_t held_before = before.classes[c].cached_blocks + before.classes[c].free_blocks;
+    const std::size_t held_after = after.classes[c].cached_blocks + after.classes[c].free_blocks;
+    if (after.returns != before.returns + 1) return false;
+    return held_after + chunk_went / block == held_before + 1;
   }
 
   // Brings the model's view of the upstream up to date: allocations that appeared (allowed only when `added`
@@ -425,13 +443,13 @@ class PoolModel {
     const ResourceUsage u = small_.pool->usage();
     const SizeClassPoolStats stats = small_.pool->stats();
     if (u.reserved_bytes != small_.bytes) return "size-class reserved bytes differ from its upstream blocks";
-    if (stats.cached_bytes != u.reserved_bytes - u.in_use_bytes) {
+    if (stats.free_bytes != u.reserved_bytes - u.in_use_bytes) {
       return "size-class bytes unaccounted: reserved " + std::to_string(u.reserved_bytes) + ", in use " +
-             std::to_string(u.in_use_bytes) + ", cached " + std::to_string(stats.cached_bytes);
+             std::to_string(u.in_use_bytes) + ", cached or free " + std::to_string(stats.free_bytes);
     }
     std::size_t largest = 0;
     for (const SizeClassStats& c : stats.classes) {
-      largest = c.cached_blocks != 0 ? c.block_size : largest;
+      largest = c.cached_blocks + c.free_blocks != 0 ? c.block_size : largest;
       // One thread: its own cache and the central list, each bounded.
       if (c.cached_blocks > 2 * small_.pool->options().max_pooled_per_bucket) {
         return "size-class " + std::to_string(c.block_size) + " caches " + std::to_string(c.cached_blocks) +
@@ -439,8 +457,8 @@ class PoolModel {
       }
     }
     if (u.largest_free_range != largest)
-      return "size-class largest free range is not its largest cached class";
-    if (stats.hits != u.cache_hits || stats.misses != u.cache_misses)
+      return "size-class largest free range is not its largest class with a cached or free block";
+    if (stats.cache_hits != u.cache_hits || stats.cache_misses != u.cache_misses)
       return "size-class stats and usage differ";
     reserved += u.reserved_bytes;
     in_use += u.in_use_bytes;

@@ -62,18 +62,20 @@ TEST_F(PoolSnapshotTest, CoalescingPoolShowsEverySegmentAndHole) {
 }
 
 TEST_F(PoolSnapshotTest, SizeClassPoolShowsBlocksHandedOutAndCached) {
-  SizeClassPool pool(device_);
+  SizeClassPool pool(device_, {.chunk_size = 4 * KiB});
   const Allocation small = pool.allocate(300);
   const Allocation other = pool.allocate(1000);
   pool.deallocate(other);
   const PoolSnapshot s = pool.snapshot();
-  ASSERT_EQ(s.segments.size(), 2U);
+  ASSERT_EQ(s.segments.size(), 2U) << "one chunk per class";
   EXPECT_EQ(s.segments[0].pool, "size_class");
-  EXPECT_EQ(s.segments[0].size, 512U);
-  ASSERT_EQ(s.segments[0].ranges.size(), 1U);
+  EXPECT_EQ(s.segments[0].size, 4 * KiB);
+  ASSERT_EQ(s.segments[0].ranges.size(), 2U) << "the live block, then the chunk's free blocks as one range";
   expect_range(s.segments[0].ranges[0], 0, 512, true, 300);
-  EXPECT_EQ(s.segments[1].size, 1024U);
-  expect_range(s.segments[1].ranges[0], 0, 1024, false, 0);
+  expect_range(s.segments[0].ranges[1], 512, 4 * KiB - 512, false, 0);
+  EXPECT_EQ(s.segments[1].size, 4 * KiB);
+  ASSERT_EQ(s.segments[1].ranges.size(), 1U);
+  expect_range(s.segments[1].ranges[0], 0, 4 * KiB, false, 0);
   pool.deallocate(small);
 }
 

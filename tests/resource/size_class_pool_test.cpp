@@ -30,6 +30,13 @@ TEST_F(SizeClassPoolTest, RejectsClassesThatAreNotPowersOfTwo) {
   EXPECT_THROW(SizeClassPool(device_, {.max_block = 3 * MiB}), InvalidArgument);
   EXPECT_THROW(SizeClassPool(device_, {.min_block = 4096, .max_block = 1024}), InvalidArgument);
   EXPECT_THROW(SizeClassPool(device_, {.min_block = 0}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.chunk_size = 3 * MiB}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.chunk_size = 128}), InvalidArgument);
+  try {
+    SizeClassPool pool(device_, {.chunk_size = 3 * MiB});
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(3 * MiB)), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
@@ -43,7 +50,7 @@ TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
   EXPECT_EQ(pool.block_size(100, 4096), 4096U) << "room to align inside the block";
   const Allocation a = pool.allocate(3000);
   EXPECT_EQ(pool.usage().in_use_bytes, 4096U);
-  EXPECT_EQ(pool.usage().reserved_bytes, 4096U);
+  EXPECT_EQ(pool.usage().reserved_bytes, 2 * MiB) << "one chunk of 512 blocks";
   EXPECT_EQ(a.size, 3000U);
   pool.deallocate(a);
   EXPECT_EQ(pool.usage().in_use_bytes, 0U);
@@ -51,30 +58,34 @@ TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
 
 TEST_F(SizeClassPoolTest, CountsHitsMissesReturnsAndReleases) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 1, .per_thread_cache = false});
-  const Allocation a = pool.allocate(1000);  // miss
-  const Allocation b = pool.allocate(1000);  // miss
-  pool.deallocate(a);                        // cached
-  pool.deallocate(b);                        // the bucket is full: released
-  const Allocation c = pool.allocate(700);   // hit (same 1 KiB class)
-  EXPECT_EQ(c.segment, a.segment) << "the cached block is handed out again";
+  const Allocation a = pool.allocate(1000);  // miss: a new chunk of 2048 blocks of 1 KiB
+  const Allocation b = pool.allocate(1000);  // hit: the chunk's next block
+  EXPECT_EQ(b.segment, a.segment);
+  EXPECT_EQ(b.offset, a.offset + KiB) << "blocks are carved in order from the chunk";
+  pool.deallocate(a);                       // cached
+  pool.deallocate(b);                       // the bucket is full: back to its chunk
+  const Allocation c = pool.allocate(700);  // hit: the cached block (same 1 KiB class)
+  EXPECT_EQ(c.offset, a.offset) << "the cached block is handed out again";
   pool.deallocate(c);
   const SizeClassPoolStats stats = pool.stats();
-  EXPECT_EQ(stats.misses, 2U);
-  EXPECT_EQ(stats.hits, 1U);
-  EXPECT_EQ(stats.returns, 2U);
+  EXPECT_EQ(stats.cache_misses, 1U);
+  EXPECT_EQ(stats.cache_hits, 2U);
+  EXPECT_EQ(stats.returns, 3U);
   EXPECT_EQ(stats.releases, 1U);
   EXPECT_EQ(stats.cached_blocks, 1U);
-  EXPECT_EQ(stats.cached_bytes, KiB);
+  EXPECT_EQ(stats.free_blocks, 2047U);
+  EXPECT_EQ(stats.chunks, 1U);
+  EXPECT_EQ(stats.free_bytes, 2 * MiB);
   const SizeClassStats& kib = stats.classes[2];
   EXPECT_EQ(kib.block_size, KiB);
-  EXPECT_EQ(kib.hits, 1U);
-  EXPECT_EQ(kib.misses, 2U);
-  EXPECT_EQ(stats.classes[0].misses, 0U);
+  EXPECT_EQ(kib.cache_hits, 2U);
+  EXPECT_EQ(kib.cache_misses, 1U);
+  EXPECT_EQ(stats.classes[0].cache_misses, 0U);
   const ResourceUsage usage = pool.usage();
-  EXPECT_EQ(usage.cache_hits, 1U);
-  EXPECT_EQ(usage.cache_misses, 2U);
-  EXPECT_EQ(usage.upstream_allocations, 2U);
-  EXPECT_EQ(usage.upstream_deallocations, 1U);
+  EXPECT_EQ(usage.cache_hits, 2U);
+  EXPECT_EQ(usage.cache_misses, 1U);
+  EXPECT_EQ(usage.upstream_allocations, 1U);
+  EXPECT_EQ(usage.upstream_deallocations, 0U) << "the chunk is wholly free but cached blocks keep it";
   EXPECT_EQ(usage.largest_free_range, KiB);
 }
 
@@ -83,28 +94,58 @@ TEST_F(SizeClassPoolTest, EachCacheHoldsAtMostItsBound) {
   std::vector<Allocation> live;
   for (int i = 0; i < 20; ++i) live.push_back(pool.allocate(5000));
   for (const Allocation& a : live) pool.deallocate(a);
-  // This thread's cache and the central list hold at most 4 each; the rest went back upstream.
+  // This thread's cache and the central list hold at most 4 each; the rest went back to their chunk.
   const SizeClassPoolStats stats = pool.stats();
   EXPECT_LE(stats.cached_blocks, 8U);
   EXPECT_GE(stats.cached_blocks, 4U);
-  EXPECT_EQ(stats.cached_blocks + stats.releases, 20U);
-  EXPECT_EQ(device_.live_allocations(), stats.cached_blocks);
+  EXPECT_EQ(stats.cached_blocks + stats.free_blocks, 256U) << "one 2 MiB chunk of 8 KiB blocks";
+  EXPECT_EQ(device_.live_allocations(), 1U);
 }
 
-TEST_F(SizeClassPoolTest, ShrinkAndClearGiveCachedBlocksBack) {
+TEST_F(SizeClassPoolTest, AMillionSmallBlocksCostAFewUpstreamAllocations) {
+  SizeClassPool pool(device_);
+  std::vector<Allocation> live(1'000'000);
+  for (Allocation& a : live) a = pool.allocate(256);
+  const ResourceUsage usage = pool.usage();
+  EXPECT_LE(usage.upstream_allocations, 1000U);
+  EXPECT_EQ(usage.upstream_allocations, 123U) << "2 MiB chunks of 8192 blocks of 256 bytes";
+  EXPECT_EQ(usage.in_use_bytes, 256U * 1'000'000U);
+  for (const Allocation& a : live) ASSERT_TRUE(pool.deallocate(a));
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  const std::uint64_t kept = 123 - pool.usage().upstream_deallocations;
+  EXPECT_LE(kept, 2U) << "chunks wholly back went upstream at once; only cached blocks keep one";
+  EXPECT_EQ(pool.trim(), kept * 2 * MiB);
+  EXPECT_EQ(device_.live_allocations(), 0U);
+}
+
+TEST_F(SizeClassPoolTest, TrimGivesWhollyFreeChunksBack) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 8, .per_thread_cache = false});
   std::vector<Allocation> live;
   for (int i = 0; i < 6; ++i) live.push_back(pool.allocate(300));   // 512 B class
   for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(5000));  // 8 KiB class
+  const Allocation keeper = pool.allocate(5000);
   for (const Allocation& a : live) pool.deallocate(a);
-  EXPECT_EQ(device_.live_allocations(), 9U);
-  EXPECT_EQ(pool.shrink(2), 4 * 512U + 1 * 8 * KiB);
-  EXPECT_EQ(device_.live_allocations(), 4U);
-  EXPECT_EQ(pool.stats().classes[1].cached_blocks, 2U);
-  pool.clear();
+  EXPECT_EQ(device_.live_allocations(), 2U);
+  EXPECT_EQ(pool.trim(), 2 * MiB) << "the 512 B chunk is wholly free; the 8 KiB one holds `keeper`";
+  EXPECT_EQ(device_.live_allocations(), 1U);
+  EXPECT_EQ(pool.stats().cached_blocks, 0U);
+  pool.deallocate(keeper);
+  EXPECT_EQ(pool.trim(), 2 * MiB);
   EXPECT_EQ(device_.live_allocations(), 0U);
   EXPECT_EQ(pool.usage().reserved_bytes, 0U);
   EXPECT_EQ(pool.trim(), 0U) << "nothing left to give back";
+}
+
+TEST_F(SizeClassPoolTest, AChunkWhollyBackGoesUpstreamAtOnce) {
+  SizeClassPool pool(device_, {.max_pooled_per_bucket = 1, .chunk_size = 4 * KiB, .per_thread_cache = false});
+  const Allocation a = pool.allocate(2000);  // a 4 KiB chunk of two 2 KiB blocks
+  const Allocation b = pool.allocate(2000);
+  EXPECT_EQ(device_.live_allocations(), 1U);
+  pool.deallocate(a);  // cached
+  pool.deallocate(b);  // the list is full: back to the chunk, which still has `a` cached
+  EXPECT_EQ(device_.live_allocations(), 1U);
+  EXPECT_EQ(pool.trim(), 4 * KiB);
+  EXPECT_EQ(device_.live_allocations(), 0U);
 }
 
 TEST_F(SizeClassPoolTest, OversizedRequestsGoStraightUpstream) {
@@ -116,15 +157,15 @@ TEST_F(SizeClassPoolTest, OversizedRequestsGoStraightUpstream) {
   EXPECT_EQ(device_.live_allocations(), 0U) << "oversized blocks are never cached";
   const SizeClassPoolStats stats = pool.stats();
   EXPECT_EQ(stats.oversized, 1U);
-  EXPECT_EQ(stats.misses, 1U);
+  EXPECT_EQ(stats.cache_misses, 1U);
   EXPECT_EQ(stats.cached_blocks, 0U);
 }
 
 TEST_F(SizeClassPoolTest, UpstreamOutOfMemoryGivesCachedBlocksBackAndRetries) {
   SimulatedBackend small({SimulatedDeviceSpec{.capacity_bytes = MiB, .backed = false}});
   BackendResource upstream(small, 0, MemoryKind::Device);
-  SizeClassPool pool(upstream, {.max_block = MiB});
-  pool.deallocate(pool.allocate(600 * KiB));  // a cached 1 MiB block fills the device
+  SizeClassPool pool(upstream, {.max_block = MiB, .chunk_size = MiB});
+  pool.deallocate(pool.allocate(600 * KiB));  // a cached 1 MiB block (its own chunk) fills the device
   const Allocation a = pool.allocate(200 * KiB);
   EXPECT_EQ(pool.stats().classes[12].cached_blocks, 0U) << "the cached 1 MiB block was given back";
   EXPECT_THROW((void)pool.allocate(900 * KiB), OutOfMemory);
@@ -133,33 +174,37 @@ TEST_F(SizeClassPoolTest, UpstreamOutOfMemoryGivesCachedBlocksBackAndRetries) {
 
 TEST_F(SizeClassPoolTest, FailingUpstreamLeavesNoTrace) {
   TestUpstream failing(device_, /*fail_every=*/2);
-  SizeClassPool pool(failing);
+  SizeClassPool pool(failing, {.chunk_size = kDefaultAlignment});  // a chunk is one block
   const Allocation a = pool.allocate(1000);
   EXPECT_THROW((void)pool.allocate(1000), OutOfMemory);
   EXPECT_EQ(pool.usage().in_use_bytes, KiB);
-  EXPECT_EQ(pool.stats().misses, 1U);
+  EXPECT_EQ(pool.stats().cache_misses, 1U);
   pool.deallocate(a);
-  pool.clear();
+  (void)pool.trim();
   EXPECT_EQ(failing.live_count(), 0U);
 }
 
 TEST_F(SizeClassPoolTest, ThreadExitHandsItsCacheToTheCentralLists) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
+  std::size_t cached_by_worker = 0;
   std::thread worker([&] {
     std::vector<Allocation> live;
     for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(2000));
     for (const Allocation& a : live) pool.deallocate(a);
     EXPECT_EQ(pool.stats().thread_caches, 1U);
+    cached_by_worker = pool.stats().cached_blocks;
   });
   worker.join();
   const SizeClassPoolStats stats = pool.stats();
   EXPECT_EQ(stats.thread_caches, 0U);
-  EXPECT_EQ(stats.cached_blocks, 3U) << "the exited thread's blocks stay cached, centrally";
+  EXPECT_GE(cached_by_worker, 3U) << "the three frees, and what refills brought from the chunk";
+  EXPECT_EQ(stats.cached_blocks, cached_by_worker) << "the exited thread's blocks stay cached, centrally";
   EXPECT_EQ(stats.returns, 3U) << "counts survive the thread";
   const Allocation again = pool.allocate(2000);
-  EXPECT_EQ(pool.stats().hits, 1U);
+  EXPECT_EQ(pool.stats().cache_hits, stats.cache_hits + 1);
+  EXPECT_EQ(pool.stats().cache_misses, stats.cache_misses) << "served from the central list";
   pool.deallocate(again);
-  pool.clear();
+  (void)pool.trim();
   EXPECT_EQ(device_.live_allocations(), 0U);
 }
 
@@ -191,7 +236,7 @@ TEST_F(SizeClassPoolTest, PoolDestroyedWhileAThreadHoldsACache) {
   worker.join();
   SizeClassPool next(device_);  // a new pool, maybe at the same address, starts with no stale caches
   next.deallocate(next.allocate(4000));
-  EXPECT_EQ(next.stats().hits, 0U);
+  EXPECT_EQ(next.stats().cache_hits, 0U);
 }
 
 TEST_F(SizeClassPoolTest, TwoThreadsFreeEachOthersBlocks) {
@@ -205,7 +250,7 @@ TEST_F(SizeClassPoolTest, TwoThreadsFreeEachOthersBlocks) {
   other.join();
   const ResourceUsage usage = pool.usage();
   EXPECT_EQ(usage.in_use_bytes, 0U);
-  EXPECT_EQ(usage.reserved_bytes, pool.stats().cached_bytes);
+  EXPECT_EQ(usage.reserved_bytes, pool.stats().free_bytes);
 }
 
 TEST_F(SizeClassPoolTest, ABlockFreedOnAStreamWaitsForItsEventBeforeAnotherStreamTakesIt) {

@@ -1,19 +1,25 @@
 #pragma once
-// SizeClassPool: power-of-two size classes from min_block to max_block, each block one upstream allocation of
-// its class size, freed blocks cached for reuse by their class. Requests above max_block go straight to
-// upstream (and back on free).
+// SizeClassPool: power-of-two size classes from min_block to max_block. Blocks of a class are carved from
+// chunks, upstream allocations of chunk_size bytes (or one block, for classes larger than that), so that a
+// million small live allocations cost a few hundred upstream calls, not a million. Requests above max_block
+// go straight to upstream (and back on free).
 //
-// Thread model: every thread has its own cache of each pool it uses (thread_local, keyed by pool), in front
-// of a central free list per class; each list has its own small spin lock, which only its thread takes on the
-// hot path, so two threads never contend. A thread's cache moves blocks to and from the central list in
-// batches. Each cache, central or per thread, holds at most max_pooled_per_bucket blocks per class; a free
-// that finds both its thread's cache and the central list full gives the block back upstream. A thread that
-// exits hands its cache to the central lists; a pool destroyed while threads still hold caches of it empties
-// them first (those threads must not be inside the pool's functions then, as for any destroyed object).
+// Thread model: every thread has its own cache of each pool it uses, in front of central lists per class.
+// A thread's cache is touched only by its own thread: a hit is a pop from a singly linked list with no lock
+// and no read-modify-write atomic (its counters are plain stores that other threads may read). The cache
+// moves blocks to and from the central list in batches, under the central lock. Each cache, central or per
+// thread, holds at most max_pooled_per_bucket blocks of each class; blocks that fit neither go back to
+// their chunk, and a chunk whose blocks are all back is given back upstream at once.
 //
-// Stream order: a block freed on stream A carries an event recorded there. Reused on A, or once the event has
-// completed, it is handed out at once; otherwise the new stream is made to wait for the event
-// (Event::make_wait; with a null stream the host waits).
+// trim() empties the calling thread's cache and the central lists into their chunks and gives every wholly
+// free chunk back; other threads' caches are emptied the next time those threads refill or spill one, or
+// when they exit (reaching into them would need the lock their hits go without). A pool destroyed while
+// threads still hold caches of it gives every chunk back and forgets those caches (those threads must not
+// be inside the pool's functions then, as for any destroyed object).
+//
+// Stream order: through the pools' one StreamOrder (src/resource/stream_order.hpp). A block freed on
+// stream A carries a fence; reused on A, or once the fence's event has completed, it is handed out at once,
+// otherwise the new stream is made to wait for the event (with a null stream the host waits).
 //
 // Alignments above kDefaultAlignment come from a class large enough to move the start forward inside the
 // block (a 4096-aligned request of 100 bytes takes a 4 KiB block).
@@ -36,26 +42,33 @@ struct SizeClassPoolOptions {
   std::size_t min_block = 256;                    // smallest class (a power of two)
   std::size_t max_block = std::size_t{1} << 20U;  // largest class; larger requests go straight to upstream
   std::size_t max_pooled_per_bucket = 8;          // cached blocks per class, in each cache
-  bool per_thread_cache = true;                   // false: every thread uses the central lists
+  // Bytes of each upstream allocation blocks are carved from (a power of two; a class above it takes one
+  // block per chunk). 2 MiB is the large-page size of x86-64 and the CUDA driver's allocation granule.
+  std::size_t chunk_size = std::size_t{2} << 20U;
+  bool per_thread_cache = true;  // false: every thread uses the central lists
 };
 
 struct SizeClassStats {
   std::size_t block_size = 0;
-  std::uint64_t hits = 0;      // allocations served by a cached block
-  std::uint64_t misses = 0;    // allocations that took a new block from upstream
-  std::uint64_t returns = 0;   // frees kept in a cache
-  std::uint64_t releases = 0;  // cached or freed blocks given back upstream
-  std::size_t cached_blocks = 0;
+  std::uint64_t cache_hits = 0;    // allocations served by a block the pool held
+  std::uint64_t cache_misses = 0;  // allocations that took a new chunk from upstream
+  std::uint64_t returns = 0;       // frees accepted
+  std::uint64_t releases = 0;      // blocks that left the caches for their chunk
+  std::size_t cached_blocks = 0;   // in a cache, central or per thread
+  std::size_t free_blocks = 0;     // back in their chunk, neither live nor cached
+  std::size_t chunks = 0;          // upstream allocations held for this class
 };
 
 struct SizeClassPoolStats {
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;  // including oversized requests
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;  // including oversized requests
   std::uint64_t returns = 0;
   std::uint64_t releases = 0;
   std::uint64_t oversized = 0;  // requests above max_block, served by upstream directly
   std::size_t cached_blocks = 0;
-  std::size_t cached_bytes = 0;
+  std::size_t free_blocks = 0;
+  std::size_t free_bytes = 0;  // bytes of the cached and free blocks: reserved - in use
+  std::size_t chunks = 0;
   std::size_t thread_caches = 0;  // per-thread caches alive now
   std::vector<SizeClassStats> classes;
 };
@@ -71,14 +84,9 @@ class SizeClassPool final : public MemoryResource {
   SizeClassPool(SizeClassPool&&) = delete;
   SizeClassPool& operator=(SizeClassPool&&) = delete;
 
-  // Gives every cached block back upstream, from every thread's cache: shrink(0).
-  void clear();
-  // Gives back cached blocks until no cache (central or per thread) holds more than `max_blocks_per_class`
-  // of any class; the bytes released. trim() is shrink(0).
-  std::size_t shrink(std::size_t max_blocks_per_class);
-
   [[nodiscard]] SizeClassPoolStats stats() const;
-  // Every block as a segment of one range, handed out or cached; take it while no other thread uses the pool.
+  // Every chunk as a segment, its blocks as ranges (adjacent free blocks as one); take it while no other
+  // thread uses the pool.
   [[nodiscard]] PoolSnapshot snapshot() const;
   [[nodiscard]] const SizeClassPoolOptions& options() const noexcept { return options_; }
   [[nodiscard]] MemoryResource& upstream() const noexcept { return upstream_; }
@@ -90,7 +98,7 @@ class SizeClassPool final : public MemoryResource {
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
   bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
-  std::size_t do_trim() override { return shrink(0); }
+  std::size_t do_trim() override;
   ResourceUsage do_usage() const override;
 
   MemoryResource& upstream_;
