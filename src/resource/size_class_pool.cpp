@@ -26,25 +26,55 @@ constexpr std::size_t kMaxBatch = 16;
 
 // A counter written by one thread and read by any: a plain load and store, no read-modify-write.
 template <typename T>
-void bump(std::atomic<T>& counter, T by = 1) noexcept {
+[[gnu::always_inline]] inline void bump(std::atomic<T>& counter, T by = 1) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
 // One block's bookkeeping, one cache line. The atomics are what deallocate() compares a caller's Allocation
 // with before it owns the block (the generation in `state` changes every time the block is handed out); the
 // other fields belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
+}  // namespace
+
+namespace detail {
+
 struct alignas(kCacheLine) BlockRecord {
   std::atomic<std::uint64_t> state{0};  // generation << 1 | live
   std::atomic<const Segment*> segment{nullptr};
   std::atomic<std::size_t> offset{0};  // where the range handed out starts: the block's start + padding
-  std::atomic<std::size_t> size{0};    // bytes requested
-  std::uint32_t next = kNone;          // the next block of the list holding this one
-  std::uint32_t chunk = kNone;         // the chunk it was carved from; kNone while the record holds no block
-  std::uint16_t size_class = 0;        // class index; class_count for an oversized request
-  std::uint16_t padding = 0;           // bytes skipped from the block's start to align the range
+  std::atomic<std::uint64_t> shape{0};  // bytes requested, padding and size class, packed (see Shape)
+  BlockRecord* next = nullptr;          // the next block of the list holding this one
   detail::FreeFence fence;
+  std::uint32_t index = 0;      // in the pool's table: what cookies name
+  std::uint32_t chunk = kNone;  // the chunk it was carved from; kNone while the record holds no block
 };
+
+}  // namespace detail
+
+namespace {
+
+using detail::BlockRecord;
+
 static_assert(sizeof(BlockRecord) == kCacheLine, "a block's bookkeeping outgrew its cache line");
+
+// BlockRecord::shape: bits 0-5 the size class (class_count for an oversized request), 6-9 the padding in
+// units of kDefaultAlignment, 10-63 the bytes requested. Packing keeps the record in one cache line.
+struct Shape {
+  static constexpr unsigned kPaddingShift = 6;
+  static constexpr unsigned kBytesShift = 10;
+  static constexpr std::uint64_t kMaxBytes = (std::uint64_t{1} << (64U - kBytesShift)) - 1;
+  static constexpr std::size_t kMaxClasses = 63;  // class_count itself marks an oversized request
+
+  static constexpr std::uint64_t make(std::size_t bytes, std::size_t size_class, std::size_t padding) noexcept {
+    return (std::uint64_t{bytes} << kBytesShift) | ((padding / kDefaultAlignment) << kPaddingShift) | size_class;
+  }
+  static constexpr std::size_t bytes(std::uint64_t shape) noexcept { return shape >> kBytesShift; }
+  static constexpr std::size_t size_class(std::uint64_t shape) noexcept { return shape & 63U; }
+  static constexpr std::size_t padding(std::uint64_t shape) noexcept {
+    return ((shape >> kPaddingShift) & 15U) * kDefaultAlignment;
+  }
+};
+static_assert(MemoryResource::kMaxAlignment - kDefaultAlignment <= 15 * kDefaultAlignment,
+              "the padding field cannot hold the largest alignment's padding");
 
 // Records sit in chunks that never move (chunk k holds 64 << k of them), so deallocate() finds one by index
 // without a lock while the table grows.
@@ -52,7 +82,7 @@ class BlockTable {
  public:
   BlockTable() = default;
   ~BlockTable() {
-    for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+    for (BlockRecord* chunk : chunks_) delete[] chunk;
   }
   BlockTable(const BlockTable&) = delete;
   BlockTable& operator=(const BlockTable&) = delete;
@@ -62,54 +92,57 @@ class BlockTable {
   [[nodiscard]] std::uint32_t size() const noexcept { return size_.load(std::memory_order_acquire); }
 
   // The record at `index`, or nullptr when there is none.
-  [[nodiscard]] BlockRecord* find(std::uint32_t index) const noexcept {
+  [[nodiscard, gnu::always_inline]] BlockRecord* find(std::uint32_t index) const noexcept {
     return index < size() ? &at(index) : nullptr;
   }
 
-  [[nodiscard]] BlockRecord& at(std::uint32_t index) const noexcept {
+  [[nodiscard, gnu::always_inline]] BlockRecord& at(std::uint32_t index) const noexcept {
     const std::uint64_t position = std::uint64_t{index} + kFirstChunk;
     const auto chunk = static_cast<unsigned>(std::bit_width(position)) - 1U - kFirstChunkBits;
-    return chunks_[chunk].load(std::memory_order_acquire)[position - (kFirstChunk << chunk)];
+    // A builtin rather than std::atomic::load, which GCC may leave out of line on this hot path.
+    return __atomic_load_n(&chunks_[chunk], __ATOMIC_ACQUIRE)[position - (kFirstChunk << chunk)];
   }
 
   // A record for a new block: one retired earlier, or a new one. Called under the pool's central lock.
-  std::uint32_t acquire() {
+  BlockRecord* acquire() {
     if (!retired_.empty()) {
-      const std::uint32_t index = retired_.back();
+      BlockRecord* r = retired_.back();
       retired_.pop_back();
-      return index;
+      return r;
     }
     const std::uint32_t index = size_.load(std::memory_order_relaxed);
     if (index == kNone) throw Error("SizeClassPool: more than 4294967294 blocks");
     const std::uint64_t position = std::uint64_t{index} + kFirstChunk;
     if (std::has_single_bit(position)) {
       const auto chunk = static_cast<unsigned>(std::bit_width(position)) - 1U - kFirstChunkBits;
-      chunks_[chunk].store(new BlockRecord[kFirstChunk << chunk], std::memory_order_release);
+      __atomic_store_n(&chunks_[chunk], new BlockRecord[kFirstChunk << chunk], __ATOMIC_RELEASE);
     }
     if (retired_.capacity() <= index) {  // so that retire() never allocates; doubling keeps this amortized
       retired_.reserve(std::max<std::size_t>(std::size_t{index} + 1, 2 * retired_.capacity()));
     }
+    BlockRecord& r = at(index);
+    r.index = index;
     size_.store(index + 1, std::memory_order_release);
-    return index;
+    return &r;
   }
 
   // Called under the pool's central lock.
-  void retire(std::uint32_t index) noexcept { retired_.push_back(index); }
+  void retire(BlockRecord* r) noexcept { retired_.push_back(r); }
 
  private:
   static constexpr unsigned kFirstChunkBits = 6;
   static constexpr std::uint64_t kFirstChunk = std::uint64_t{1} << kFirstChunkBits;
   static constexpr std::size_t kChunks = 33 - kFirstChunkBits;  // enough for every 32-bit index
 
-  std::array<std::atomic<BlockRecord*>, kChunks> chunks_{};
+  std::array<BlockRecord*, kChunks> chunks_{};  // read and written with __atomic builtins
   std::atomic<std::uint32_t> size_{0};
-  std::vector<std::uint32_t> retired_;
+  std::vector<BlockRecord*> retired_;
 };
 
 // One class's list of free blocks in one cache, and that cache's counts for the class. In a thread's cache
 // only its thread writes; the atomics are there so that stats() may read them from any thread.
 struct ClassList {
-  std::uint32_t head = kNone;
+  BlockRecord* head = nullptr;
   std::atomic<std::uint32_t> count{0};
   std::atomic<std::uint64_t> hits{0};
   std::atomic<std::uint64_t> misses{0};
@@ -147,7 +180,7 @@ struct Chunk {
   std::uint32_t size_class = 0;
   std::uint32_t blocks = 0;      // carved from it
   std::uint32_t free_count = 0;  // blocks back in it (its free list)
-  std::uint32_t free_head = kNone;
+  BlockRecord* free_head = nullptr;
   std::uint32_t partial_position = kNone;  // where it sits in its class's list of chunks with free blocks
 };
 
@@ -265,41 +298,50 @@ struct SizeClassState {
 
   // --- handing blocks out ---
 
-  Allocation publish(std::uint32_t index, std::size_t bytes, std::size_t alignment) noexcept {
-    BlockRecord& r = table.at(index);
-    const Segment* segment = r.segment.load(std::memory_order_relaxed);
-    std::size_t offset = r.offset.load(std::memory_order_relaxed) - r.padding;
-    r.padding = 0;
-    if (alignment > kDefaultAlignment) [[unlikely]] {
-      r.padding = static_cast<std::uint16_t>(detail::alignment_padding(*segment, offset, alignment));
-      offset += r.padding;
-    }
-    r.offset.store(offset, std::memory_order_relaxed);
-    r.size.store(bytes, std::memory_order_relaxed);
+  // Hands block `r` out as `bytes` of class `c`, `padding` bytes into the block (r.offset is always the
+  // block's start plus the padding in r.shape).
+  [[gnu::always_inline]] static Allocation hand_out(BlockRecord& r, std::size_t bytes, std::size_t c,
+                                                    std::size_t padding) noexcept {
+    r.shape.store(Shape::make(bytes, c, padding), std::memory_order_relaxed);
     const std::uint32_t generation =
         detail::next_generation(static_cast<std::uint32_t>(r.state.load(std::memory_order_relaxed) >> 1U));
     r.state.store((std::uint64_t{generation} << 1U) | 1U, std::memory_order_release);
-    return Allocation{segment, offset, bytes, detail::make_cookie(index, generation)};
+    return Allocation{r.segment.load(std::memory_order_relaxed), r.offset.load(std::memory_order_relaxed),
+                      bytes, detail::make_cookie(r.index, generation)};
   }
 
-  // Pops the head of `list` for `stream`, waiting for its free's event if need be; kNone when empty. Throws
-  // what the wait throws, leaving the block in the list.
-  std::uint32_t pop(ClassList& list, Stream* stream) {
-    const std::uint32_t index = list.head;
-    if (index == kNone) return kNone;
-    BlockRecord& r = table.at(index);
-    if (!r.fence.ready_at_once(stream)) [[unlikely]] {
-      order.wait(r.fence, stream);
+  // Moves the range's start to `padding` bytes into the block.
+  static void set_padding(BlockRecord& r, std::size_t padding) noexcept {
+    const std::size_t start =
+        r.offset.load(std::memory_order_relaxed) - Shape::padding(r.shape.load(std::memory_order_relaxed));
+    r.offset.store(start + padding, std::memory_order_relaxed);
+  }
+
+  Allocation publish(BlockRecord& r, std::size_t c, std::size_t bytes, std::size_t alignment) noexcept {
+    std::size_t padding = 0;
+    if (alignment > kDefaultAlignment) {
+      const std::size_t start =
+          r.offset.load(std::memory_order_relaxed) - Shape::padding(r.shape.load(std::memory_order_relaxed));
+      padding = detail::alignment_padding(*r.segment.load(std::memory_order_relaxed), start, alignment);
     }
-    r.fence.stream = nullptr;
-    list.head = r.next;
-    bump(list.count, std::uint32_t{0} - 1U);
-    return index;
+    set_padding(r, padding);
+    return hand_out(r, bytes, c, padding);
   }
 
-  void push(ClassList& list, std::uint32_t index) noexcept {
-    table.at(index).next = list.head;
-    list.head = index;
+  // Pops the head of `list` for `stream`, waiting for its free's event if need be; nullptr when empty.
+  // Throws what the wait throws, leaving the block in the list.
+  BlockRecord* pop(ClassList& list, Stream* stream) {
+    BlockRecord* r = list.head;
+    if (r == nullptr) return nullptr;
+    order.take(r->fence, stream);
+    list.head = r->next;
+    bump(list.count, std::uint32_t{0} - 1U);
+    return r;
+  }
+
+  static void push(ClassList& list, BlockRecord* r) noexcept {
+    r->next = list.head;
+    list.head = r;
     bump(list.count);
   }
 
@@ -311,84 +353,76 @@ struct SizeClassState {
       } catch (const std::bad_alloc&) {
         cache = nullptr;  // no memory for a new thread cache: the central lists still work
       }
-      if (cache != nullptr) [[likely]] {
+      if (cache != nullptr) {
         ClassList& list = (*cache)[c];
-        const std::uint32_t index = pop(list, stream);
-        if (index != kNone) [[likely]] {
+        BlockRecord* r = pop(list, stream);
+        if (r != nullptr) {
           bump(list.hits);
-          return publish(index, bytes, alignment);
+        } else {
+          r = refill(*cache, c, stream);
         }
-        return publish(refill(*cache, c, stream), bytes, alignment);
+        return publish(*r, c, bytes, alignment);
       }
     }
     const std::lock_guard lock(mutex);
     ClassList& list = central[c];
-    std::uint32_t index = pop(list, stream);
-    if (index != kNone) {
+    BlockRecord* r = pop(list, stream);
+    if (r != nullptr) {
       bump(list.hits);
     } else {
-      index = take_from_chunks(list, c, stream, /*extra=*/0);
+      r = take_from_chunks(list, c, stream, /*extra=*/0);
     }
-    return publish(index, bytes, alignment);
+    return publish(*r, c, bytes, alignment);
   }
 
   // A thread's list of class `c` is empty: moves up to a batch of blocks from the central list, or from the
   // class's chunks (a new one if need be), into it and returns one more for `stream`.
-  std::uint32_t refill(BlockCache& cache, std::size_t c, Stream* stream) {
+  BlockRecord* refill(BlockCache& cache, std::size_t c, Stream* stream) {
     ClassList& list = cache[c];
     std::vector<Allocation> released;
-    std::uint32_t index = kNone;
+    BlockRecord* r = nullptr;
     {
       const std::lock_guard lock(mutex);
       flush_if_trimmed(cache, released);
       ClassList& shared = central[c];
-      index = pop(shared, stream);
-      if (index != kNone) {
-        for (std::size_t moved = 1; moved < batch && shared.head != kNone; ++moved) {
-          const std::uint32_t block = shared.head;
-          shared.head = table.at(block).next;
+      r = pop(shared, stream);
+      if (r != nullptr) {
+        for (std::size_t moved = 1; moved < batch && shared.head != nullptr; ++moved) {
+          BlockRecord* block = shared.head;
+          shared.head = block->next;
           bump(shared.count, std::uint32_t{0} - 1U);
           push(list, block);
         }
         bump(list.hits);
       } else {
-        index = take_from_chunks(list, c, stream, batch - 1);
+        r = take_from_chunks(list, c, stream, batch - 1);
       }
     }
     give_back(released, nullptr);
-    return index;
+    return r;
   }
 
   // One block of class `c` for `stream` from the class's chunks, plus up to `extra` more into `list`; a new
   // chunk from upstream when none has a free block (counted as a miss in `list`, else a hit). Mutex held;
   // released while the upstream is asked.
-  std::uint32_t take_from_chunks(ClassList& list, std::size_t c, Stream* stream, std::size_t extra) {
-    if (partial[c].empty()) {
-      add_chunk(c);
-      bump(list.misses);
-    } else {
-      bump(list.hits);
-    }
+  BlockRecord* take_from_chunks(ClassList& list, std::size_t c, Stream* stream, std::size_t extra) {
+    const bool miss = partial[c].empty();
+    if (miss) add_chunk(c);
     Chunk& chunk = chunks[partial[c].back()];
-    const std::uint32_t index = chunk.free_head;
-    BlockRecord& r = table.at(index);
-    try {
-      order.take(r.fence, stream);
-    } catch (...) {
-      bump(list.hits, std::uint64_t{0} - 1U);
-      throw;
-    }
-    unlink_free(chunk, index);
-    for (std::size_t moved = 0; moved < extra && chunk.free_head != kNone; ++moved) {
-      const std::uint32_t block = chunk.free_head;
+    BlockRecord* r = chunk.free_head;
+    order.take(r->fence, stream);
+    unlink_free(chunk, r);
+    for (std::size_t moved = 0; moved < extra && chunk.free_head != nullptr; ++moved) {
+      BlockRecord* block = chunk.free_head;
       unlink_free(chunk, block);
       push(list, block);
     }
-    return index;
+    bump(miss ? list.misses : list.hits);
+    return r;
   }
 
-  void unlink_free(Chunk& chunk, std::uint32_t index) noexcept {
-    chunk.free_head = table.at(index).next;
+  void unlink_free(Chunk& chunk, BlockRecord* r) noexcept {
+    chunk.free_head = r->next;
     if (--chunk.free_count == 0) remove_partial(chunk);
   }
 
@@ -427,7 +461,7 @@ struct SizeClassState {
     const bool oversized = c == class_count;
     const std::size_t block = oversized ? oversized_bytes : class_size(c);
     std::size_t bytes = oversized ? oversized_bytes : chunk_bytes(c);
-    std::vector<std::uint32_t> records(bytes / block);
+    std::vector<BlockRecord*> records(bytes / block);
     std::size_t acquired = 0;
     try {
       for (; acquired < records.size(); ++acquired) records[acquired] = table.acquire();
@@ -447,7 +481,7 @@ struct SizeClassState {
         }
       }
     } catch (...) {
-      for (const std::uint32_t index : records) table.retire(index);
+      for (BlockRecord* r : records) table.retire(r);
       throw;
     }
     const std::size_t blocks = bytes / block;
@@ -458,7 +492,7 @@ struct SizeClassState {
       unused_chunks.reserve(chunks.size() + 1);
       if (!oversized) partial[c].reserve(chunk_counts[c] + 1);
     } catch (...) {
-      for (const std::uint32_t index : records) table.retire(index);
+      for (std::size_t i = 0; i < blocks; ++i) table.retire(records[i]);
       mutex.unlock();
       upstream.deallocate(got, stream);
       mutex.lock();
@@ -473,17 +507,16 @@ struct SizeClassState {
       unused_chunks.pop_back();
     }
     Chunk& chunk = chunks[slot];
-    chunk = Chunk{got, static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(blocks), 0, kNone, kNone};
+    chunk = Chunk{got, static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(blocks), 0, nullptr, kNone};
     // Pushed in reverse, so that blocks are handed out from the chunk's start.
     for (std::size_t i = blocks; i-- > 0;) {
-      BlockRecord& r = table.at(records[i]);
+      BlockRecord& r = *records[i];
       r.segment.store(got.segment, std::memory_order_relaxed);
       r.offset.store(got.offset + i * block, std::memory_order_relaxed);
-      r.padding = 0;
+      r.shape.store(Shape::make(0, c, 0), std::memory_order_relaxed);
       r.chunk = slot;
-      r.size_class = static_cast<std::uint16_t>(c);
       r.next = chunk.free_head;
-      chunk.free_head = records[i];
+      chunk.free_head = &r;
     }
     chunk.free_count = chunk.blocks;
     reserved += bytes;
@@ -500,35 +533,42 @@ struct SizeClassState {
   // pools' one rule whatever the upstream's is.
   Allocation allocate_oversized(std::size_t bytes, Stream* stream, std::size_t alignment) {
     const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
-    std::uint32_t index = kNone;
+    if (footprint > Shape::kMaxBytes) {
+      throw OutOfMemory(bytes, to_string(pool.device()), 0, 0,
+                        "SizeClassPool: requests of 2^54 bytes or more are refused");
+    }
+    BlockRecord* r = nullptr;
     {
       const std::lock_guard lock(mutex);
       Chunk& chunk = chunks[add_chunk(class_count, footprint, stream)];
-      index = chunk.free_head;
-      chunk.free_head = kNone;
+      r = chunk.free_head;
+      chunk.free_head = nullptr;
       chunk.free_count = 0;
       oversized_in_use += footprint;
       bump(central[class_count].misses);
     }
-    return publish(index, bytes, alignment);
+    return publish(*r, class_count, bytes, alignment);
   }
 
   // --- taking blocks back ---
 
-  // Claims the block `allocation` names for the caller: false (and nothing changed) unless it is live here.
-  [[nodiscard]] bool claim(const Allocation& allocation) noexcept {
+  // Claims the block `allocation` names for the caller: its record, or nullptr (and nothing changed) unless
+  // it is live here.
+  [[nodiscard, gnu::always_inline]] BlockRecord* claim(const Allocation& allocation) noexcept {
     BlockRecord* r = table.find(detail::cookie_index(allocation.cookie));
     std::uint64_t live = (std::uint64_t{detail::cookie_generation(allocation.cookie)} << 1U) | 1U;
-    return r != nullptr && r->state.load(std::memory_order_acquire) == live &&
-           r->segment.load(std::memory_order_relaxed) == allocation.segment &&
-           r->offset.load(std::memory_order_relaxed) == allocation.offset &&
-           r->size.load(std::memory_order_relaxed) == allocation.size &&
-           r->state.compare_exchange_strong(live, live & ~std::uint64_t{1}, std::memory_order_acq_rel);
+    const bool claimed =
+        r != nullptr && r->state.load(std::memory_order_acquire) == live &&
+        r->segment.load(std::memory_order_relaxed) == allocation.segment &&
+        r->offset.load(std::memory_order_relaxed) == allocation.offset &&
+        Shape::bytes(r->shape.load(std::memory_order_relaxed)) == allocation.size &&
+        r->state.compare_exchange_strong(live, live & ~std::uint64_t{1}, std::memory_order_acq_rel);
+    return claimed ? r : nullptr;
   }
 
   // Puts a freed class block (already claimed, its fence marked) into the calling thread's cache, or the
   // central list, or back into its chunk.
-  void free_block(std::uint32_t index, std::size_t c, Stream* stream) noexcept {
+  void free_block(BlockRecord& r, std::size_t c, Stream* stream) noexcept {
     BlockCache* cache = nullptr;
     if (options.per_thread_cache) {
       try {
@@ -537,14 +577,14 @@ struct SizeClassState {
         cache = nullptr;
       }
     }
-    if (cache != nullptr) [[likely]] {
+    if (cache != nullptr) {
       ClassList& list = (*cache)[c];
       bump(list.returns);
-      if (list.count.load(std::memory_order_relaxed) < bound) [[likely]] {
-        push(list, index);
+      if (list.count.load(std::memory_order_relaxed) < bound) {
+        push(list, &r);
         return;
       }
-      spill(*cache, c, index, stream);
+      spill(*cache, c, &r, stream);
       return;
     }
     std::vector<Allocation> released;
@@ -553,9 +593,9 @@ struct SizeClassState {
       ClassList& list = central[c];
       bump(list.returns);
       if (list.count.load(std::memory_order_relaxed) < bound) {
-        push(list, index);
+        push(list, &r);
       } else {
-        return_to_chunk(index, released, stream);
+        return_to_chunk(&r, released, stream);
       }
     }
     give_back(released, stream);
@@ -563,26 +603,26 @@ struct SizeClassState {
 
   // The thread's list of class `c` is full: the block just freed and up to a batch from the list go to the
   // central list while it has room, the rest to their chunks.
-  void spill(BlockCache& cache, std::size_t c, std::uint32_t index, Stream* stream) noexcept {
+  void spill(BlockCache& cache, std::size_t c, BlockRecord* freed, Stream* stream) noexcept {
     ClassList& list = cache[c];
     std::vector<Allocation> released;
     {
       const std::lock_guard lock(mutex);
       ClassList& shared = central[c];
-      std::uint32_t block = index;
-      for (std::size_t moved = 0; block != kNone && moved < batch; ++moved) {
+      BlockRecord* block = freed;
+      for (std::size_t moved = 0; block != nullptr && moved < batch; ++moved) {
         if (shared.count.load(std::memory_order_relaxed) < bound) {
           push(shared, block);
         } else {
           return_to_chunk(block, released, stream);
         }
         block = list.head;
-        if (block != kNone) {
-          list.head = table.at(block).next;
+        if (block != nullptr) {
+          list.head = block->next;
           bump(list.count, std::uint32_t{0} - 1U);
         }
       }
-      if (block != kNone) push(list, block);  // taken one too many
+      if (block != nullptr) push(list, block);  // taken one too many
       flush_if_trimmed(cache, released);
     }
     give_back(released, stream);
@@ -590,31 +630,30 @@ struct SizeClassState {
 
   // A block leaves the caches for its chunk; a chunk wholly back goes to `released` (given back upstream
   // once the mutex is released, by give_back). Mutex held.
-  void return_to_chunk(std::uint32_t index, std::vector<Allocation>& released, Stream* stream) noexcept {
-    BlockRecord& r = table.at(index);
-    Chunk& chunk = chunks[r.chunk];
+  void return_to_chunk(BlockRecord* r, std::vector<Allocation>& released, Stream* stream) noexcept {
+    Chunk& chunk = chunks[r->chunk];
     ++releases[chunk.size_class];
-    r.next = chunk.free_head;
-    chunk.free_head = index;
+    r->next = chunk.free_head;
+    chunk.free_head = r;
     if (++chunk.free_count == 1) {
       chunk.partial_position = static_cast<std::uint32_t>(partial[chunk.size_class].size());
-      partial[chunk.size_class].push_back(r.chunk);  // never allocates: add_chunk reserved room
+      partial[chunk.size_class].push_back(r->chunk);  // never allocates: add_chunk reserved room
     }
-    if (chunk.free_count == chunk.blocks) release_chunk(r.chunk, released, stream);
+    if (chunk.free_count == chunk.blocks) release_chunk(r->chunk, released, stream);
   }
 
   // Takes a wholly free chunk out of the pool: its blocks' fences settled, its records retired, its upstream
   // allocation added to `released`. Mutex held.
   void release_chunk(std::uint32_t slot, std::vector<Allocation>& released, Stream* stream) noexcept {
     Chunk& chunk = chunks[slot];
-    for (std::uint32_t index = chunk.free_head; index != kNone;) {
-      BlockRecord& r = table.at(index);
-      const std::uint32_t next = r.next;
-      (void)order.settle(r.fence, stream);
-      r.chunk = kNone;
-      r.segment.store(nullptr, std::memory_order_relaxed);
-      table.retire(index);
-      index = next;
+    for (BlockRecord* r = chunk.free_head; r != nullptr;) {
+      BlockRecord* next = r->next;
+      (void)order.settle(r->fence, stream);
+      r->chunk = kNone;
+      r->next = nullptr;
+      r->segment.store(nullptr, std::memory_order_relaxed);
+      table.retire(r);
+      r = next;
     }
     if (chunk.partial_position != kNone) remove_partial(chunk);
     if (chunk.size_class < class_count) --chunk_counts[chunk.size_class];
@@ -633,16 +672,15 @@ struct SizeClassState {
     for (const Allocation& chunk : released) upstream.deallocate(chunk, stream);
   }
 
-  void free_oversized(std::uint32_t index, Stream* stream) noexcept {
+  void free_oversized(BlockRecord& r, Stream* stream) noexcept {
     std::vector<Allocation> released;
     {
       const std::lock_guard lock(mutex);
-      BlockRecord& r = table.at(index);
       Chunk& chunk = chunks[r.chunk];
       oversized_in_use -= chunk.upstream.size;
       bump(central[class_count].returns);
-      r.next = kNone;
-      chunk.free_head = index;
+      r.next = nullptr;
+      chunk.free_head = &r;
       chunk.free_count = 1;
       release_chunk(r.chunk, released, stream);
     }
@@ -663,10 +701,10 @@ struct SizeClassState {
   void empty_into_chunks(BlockCache& cache, std::vector<Allocation>& released) noexcept {
     for (std::size_t c = 0; c < class_count; ++c) {
       ClassList& list = cache[c];
-      while (list.head != kNone) {
-        const std::uint32_t index = list.head;
-        list.head = table.at(index).next;
-        return_to_chunk(index, released, nullptr);
+      while (list.head != nullptr) {
+        BlockRecord* r = list.head;
+        list.head = r->next;
+        return_to_chunk(r, released, nullptr);
       }
       list.count.store(0, std::memory_order_relaxed);
     }
@@ -683,13 +721,13 @@ struct SizeClassState {
       for (std::size_t c = 0; c <= class_count; ++c) {
         ClassList& list = cache[c];
         retired[c] += list;
-        while (list.head != kNone) {
-          const std::uint32_t index = list.head;
-          list.head = table.at(index).next;
+        while (list.head != nullptr) {
+          BlockRecord* r = list.head;
+          list.head = r->next;
           if (central[c].count.load(std::memory_order_relaxed) < bound) {
-            push(central[c], index);
+            push(central[c], r);
           } else {
-            return_to_chunk(index, released, nullptr);
+            return_to_chunk(r, released, nullptr);
           }
         }
       }
@@ -825,6 +863,11 @@ SizeClassPool::SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions opti
   }
   min_shift_ = static_cast<unsigned>(std::countr_zero(options_.min_block));
   class_count_ = static_cast<std::size_t>(std::countr_zero(options_.max_block)) - min_shift_ + 1;
+  if (class_count_ > Shape::kMaxClasses) {
+    throw InvalidArgument("SizeClassPool: min_block " + std::to_string(options_.min_block) + " to max_block " +
+                          std::to_string(options_.max_block) + " makes " + std::to_string(class_count_) +
+                          " classes; at most " + std::to_string(Shape::kMaxClasses));
+  }
   state_ = std::make_unique<detail::SizeClassState>(*this, upstream_, class_count_);
 }
 
@@ -843,7 +886,7 @@ SizeClassPool::~SizeClassPool() {
     if (r.chunk == kNone) continue;
     if ((r.state.load(std::memory_order_relaxed) & 1U) != 0) {
       ++live;
-      live_bytes += r.size.load(std::memory_order_relaxed);
+      live_bytes += Shape::bytes(r.shape.load(std::memory_order_relaxed));
     }
     (void)s.order.settle(r.fence, nullptr);
   }
@@ -865,33 +908,72 @@ std::size_t SizeClassPool::block_size(std::size_t bytes, std::size_t alignment) 
   return options_.min_block << c;
 }
 
+// The fast paths: a hit in the calling thread's cache, and a free into it, each touching the block's record
+// once and the thread's list once, with no lock and no read-modify-write atomic but the free's claim. Every
+// other case (a stream, an aligned or oversized request, a miss, a full cache, a misuse) goes to the
+// out-of-line slow paths, which keep the fast ones short.
 Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
-  if (stream != nullptr) [[unlikely]] {
-    detail::check_pool_stream(*this, stream, "SizeClassPool");
+  const detail::LastCache last = detail::t_last;
+  if (last.pool == state_->id && stream == nullptr && alignment <= kDefaultAlignment &&
+      bytes <= options_.max_block) [[likely]] {
+    // min_block - 1 folds every request up to min_block into class 0.
+    const std::size_t c =
+        static_cast<std::size_t>(std::bit_width((bytes - 1) | (options_.min_block - 1))) - min_shift_;
+    ClassList& list = (*last.cache)[c];
+    BlockRecord* r = list.head;
+    if (r != nullptr && r->fence.stream == nullptr) [[likely]] {
+      list.head = r->next;
+      bump(list.count, std::uint32_t{0} - 1U);
+      bump(list.hits);
+      if (Shape::padding(r->shape.load(std::memory_order_relaxed)) != 0) [[unlikely]] {
+        detail::SizeClassState::set_padding(*r, 0);
+      }
+      return detail::SizeClassState::hand_out(*r, bytes, c, 0);
+    }
   }
-  std::size_t footprint = bytes;
-  if (alignment > kDefaultAlignment) [[unlikely]] {
-    footprint = checked_add(bytes, detail::alignment_slack(alignment));
-  }
-  if (footprint > options_.max_block) [[unlikely]] {
-    return state_->allocate_oversized(bytes, stream, alignment);
-  }
+  return allocate_slow(bytes, stream, alignment);
+}
+
+Allocation SizeClassPool::allocate_slow(std::size_t bytes, Stream* stream, std::size_t alignment) {
+  detail::check_pool_stream(*this, stream, "SizeClassPool");
+  const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
+  if (footprint > options_.max_block) return state_->allocate_oversized(bytes, stream, alignment);
   const std::size_t c =
-      footprint <= options_.min_block ? 0 : static_cast<std::size_t>(std::bit_width(footprint - 1)) - min_shift_;
+      static_cast<std::size_t>(std::bit_width((footprint - 1) | (options_.min_block - 1))) - min_shift_;
   return state_->allocate(c, bytes, stream, alignment);
 }
 
 bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
   detail::SizeClassState& s = *state_;
-  if (!s.claim(allocation)) [[unlikely]] {
-    report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": allocation of " +
-                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
-                  " is not live here: already freed, or allocated by another resource");
-    return false;
+  BlockRecord* r = s.claim(allocation);
+  if (r == nullptr) [[unlikely]] {
+    return reject(allocation);
   }
-  const std::uint32_t index = detail::cookie_index(allocation.cookie);
-  BlockRecord& r = s.table.at(index);
-  if (stream != nullptr) [[unlikely]] {
+  const detail::LastCache last = detail::t_last;
+  const std::size_t c = Shape::size_class(r->shape.load(std::memory_order_relaxed));
+  if (stream == nullptr && last.pool == s.id && c != class_count_) [[likely]] {
+    ClassList& list = (*last.cache)[c];
+    if (list.count.load(std::memory_order_relaxed) < s.bound) [[likely]] {
+      bump(list.returns);
+      r->next = list.head;
+      list.head = r;
+      bump(list.count);
+      return true;
+    }
+  }
+  return deallocate_slow(*r, stream);
+}
+
+bool SizeClassPool::reject(const Allocation& allocation) const noexcept {
+  report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": allocation of " +
+                std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
+                " is not live here: already freed, or allocated by another resource");
+  return false;
+}
+
+bool SizeClassPool::deallocate_slow(BlockRecord& r, Stream* stream) noexcept {
+  detail::SizeClassState& s = *state_;
+  if (stream != nullptr) {
     try {
       if (!detail::is_pool_stream(*this, stream)) {
         report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": a stream of " +
@@ -905,10 +987,11 @@ bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
       return false;
     }
   }
-  if (r.size_class == s.class_count) [[unlikely]] {
-    s.free_oversized(index, stream);
+  const std::size_t c = Shape::size_class(r.shape.load(std::memory_order_relaxed));
+  if (c == s.class_count) {
+    s.free_oversized(r, stream);
   } else {
-    s.free_block(index, r.size_class, stream);
+    s.free_block(r, c, stream);
   }
   return true;
 }
@@ -952,12 +1035,13 @@ PoolSnapshot SizeClassPool::snapshot() const {
     if (r.chunk == kNone) continue;
     const Chunk& chunk = s.chunks[r.chunk];
     const bool live = (r.state.load(std::memory_order_acquire) & 1U) != 0;
-    const std::size_t block = r.size_class < class_count_ ? s.class_size(r.size_class) : chunk.upstream.size;
+    const std::uint64_t shape = r.shape.load(std::memory_order_relaxed);
+    const std::size_t c = Shape::size_class(shape);
     RangeSnapshot range;
-    range.offset = r.offset.load(std::memory_order_relaxed) - r.padding - chunk.upstream.offset;
-    range.size = block;
+    range.offset = r.offset.load(std::memory_order_relaxed) - Shape::padding(shape) - chunk.upstream.offset;
+    range.size = c < class_count_ ? s.class_size(c) : chunk.upstream.size;
     range.allocated = live;
-    range.requested = live ? r.size.load(std::memory_order_relaxed) : 0;
+    range.requested = live ? Shape::bytes(shape) : 0;
     range.stream = live ? 0 : reinterpret_cast<std::uintptr_t>(r.fence.stream);
     snapshot.segments[place[r.chunk]].ranges.push_back(range);
   }

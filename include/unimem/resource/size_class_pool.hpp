@@ -36,6 +36,7 @@ namespace unimem {
 
 namespace detail {
 struct SizeClassState;
+struct BlockRecord;
 }  // namespace detail
 
 struct SizeClassPoolOptions {
@@ -98,6 +99,9 @@ class SizeClassPool final : public MemoryResource {
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
   bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  [[gnu::noinline]] Allocation allocate_slow(std::size_t bytes, Stream* stream, std::size_t alignment);
+  [[gnu::noinline]] bool deallocate_slow(detail::BlockRecord& record, Stream* stream) noexcept;
+  [[gnu::noinline]] bool reject(const Allocation& allocation) const noexcept;
   std::size_t do_trim() override;
   ResourceUsage do_usage() const override;
 
