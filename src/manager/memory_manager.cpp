@@ -72,21 +72,6 @@ struct MemoryManager::DeviceStacks {
 
 namespace {
 
-void add(MemoryStats& sum, const MemoryStats& s) noexcept {
-  sum.total_allocated_bytes += s.total_allocated_bytes;
-  sum.in_use_bytes += s.in_use_bytes;
-  sum.pooled_bytes += s.pooled_bytes;
-  sum.peak_bytes += s.peak_bytes;
-  sum.pool_hits += s.pool_hits;
-  sum.pool_misses += s.pool_misses;
-  sum.cpu_fallbacks += s.cpu_fallbacks;
-  sum.active_buffers += s.active_buffers;
-  sum.allocation_count += s.allocation_count;
-  sum.free_count += s.free_count;
-  sum.upstream_allocations += s.upstream_allocations;
-  sum.upstream_deallocations += s.upstream_deallocations;
-}
-
 // fraction x total - min_free for a device, total - min_free for the host (its memory is the machine's, no
 // share of it belongs to anyone else by default), with min_free clamped to half of the first term so that a
 // small device keeps half of its share instead of none; capped by memory_limit_bytes.
@@ -121,10 +106,10 @@ std::string format_fraction(double value) {
 
 MemoryStats MemoryManager::DeviceStacks::stats() const {
   MemoryStats s = statistics->stats();
-  add(s, unpooled_statistics->stats());
-  if (pinned_statistics != nullptr) add(s, pinned_statistics->stats());
-  if (unified_statistics != nullptr) add(s, unified_statistics->stats());
-  if (fallback != nullptr) s.cpu_fallbacks += fallback->fallback_count();
+  s += unpooled_statistics->stats();
+  if (pinned_statistics != nullptr) s += pinned_statistics->stats();
+  if (unified_statistics != nullptr) s += unified_statistics->stats();
+  if (fallback != nullptr) s.fallbacks += fallback->fallback_count();
   return s;
 }
 
@@ -375,7 +360,7 @@ void MemoryManager::check_owned(const MemoryResource* resource, std::string_view
 
 MemoryStats MemoryManager::stats() const {
   MemoryStats sum;
-  for (const auto& d : devices_) add(sum, d->stats());
+  for (const auto& d : devices_) sum += d->stats();
   return sum;
 }
 

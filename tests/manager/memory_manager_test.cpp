@@ -143,7 +143,7 @@ TEST(MemoryManager, PooledBuffersComeBackFromThePool) {
   const MemoryStats after = manager.stats(kHost);
   EXPECT_EQ(second.device(), kHost);
   EXPECT_EQ(after.allocation_count, before.allocation_count + 1);
-  EXPECT_EQ(after.pool_hits, before.pool_hits + 1);
+  EXPECT_EQ(after.cache_hits, before.cache_hits + 1);
   EXPECT_EQ(after.upstream_allocations, before.upstream_allocations);
 }
 
@@ -306,7 +306,7 @@ TEST(MemoryManager, FullDeviceFallsBackToHostMemory) {
   const Buffer<std::byte> fell = manager.allocate<std::byte>(2 * MiB, AllocationMode::Pooled, kSim0);
   EXPECT_EQ(fell.device(), kHost);
   EXPECT_EQ(location_of(fell.device(), fell.kind()), BufferLocation::Host);
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 1U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 1U);
   EXPECT_EQ(manager.stats(kHost).in_use_bytes, 2 * MiB);
 
   const FallbackBuffer<std::byte> also = manager.allocate_with_fallback<std::byte>(2 * MiB, kSim0);
@@ -316,8 +316,8 @@ TEST(MemoryManager, FullDeviceFallsBackToHostMemory) {
   EXPECT_FALSE(fits.fell_back());
   EXPECT_EQ(fits.location(), BufferLocation::Device);
   EXPECT_EQ(fits.device(), kSim0);
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 2U);
-  EXPECT_EQ(manager.stats().cpu_fallbacks, 2U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 2U);
+  EXPECT_EQ(manager.stats().fallbacks, 2U);
 }
 
 TEST(MemoryManager, WithoutFallbackAFullDeviceIsOutOfMemory) {
@@ -331,7 +331,7 @@ TEST(MemoryManager, WithoutFallbackAFullDeviceIsOutOfMemory) {
     EXPECT_EQ(e.total_bytes(), MiB);
     EXPECT_NE(std::string(e.what()).find("largest free range"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 0U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 0U);
   const std::string message =
       message_of<NotSupported>([&] { (void)manager.allocate_with_fallback<int>(4, kSim0); });
   EXPECT_NE(message.find("cpu_fallback_enabled"), std::string::npos) << message;

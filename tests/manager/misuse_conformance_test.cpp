@@ -40,7 +40,7 @@ struct ChainFigures {
     };
     const auto stats = [](const MemoryStats& s) {
       return std::tie(s.in_use_bytes, s.pooled_bytes, s.peak_bytes, s.active_buffers, s.allocation_count,
-                      s.free_count, s.cpu_fallbacks);
+                      s.free_count, s.fallbacks);
     };
     return usage(a.usage) == usage(b.usage) && stats(a.stats) == stats(b.stats) &&
            a.available == b.available && a.unnamed_live == b.unnamed_live &&

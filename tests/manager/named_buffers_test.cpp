@@ -183,7 +183,7 @@ TEST(NamedBuffersOnADevice, FallenBackBufferGrowsOntoTheDeviceOrHostKeepingData)
   big.copy_to_host(back);
   EXPECT_EQ(back, values);
   EXPECT_EQ(manager.check_leaks().named.at(0).device, kHost);
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 2U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 2U);
   test::free_named_buffers(manager);
 }
 

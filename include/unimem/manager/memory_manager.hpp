@@ -172,7 +172,7 @@ class MemoryManager {
   // ---- statistics, pressure, pools ----
   // All devices and kinds of memory together (peak_bytes: the sum of the stacks' peaks, an upper bound).
   [[nodiscard]] MemoryStats stats() const;
-  // One device, every kind of memory; cpu_fallbacks counts its pooled allocations the host served (their
+  // One device, every kind of memory; fallbacks counts its pooled allocations the host served (their
   // bytes are in the host's figures).
   [[nodiscard]] MemoryStats stats(DeviceId device) const;
   // From the bytes live through the device's pooled stack over its limit (PressureAdaptor).

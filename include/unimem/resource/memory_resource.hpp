@@ -10,6 +10,7 @@
 // may be reused by that stream at once and by any other stream only once an event recorded at the free has
 // completed. A null stream means host order: the caller has already synchronized.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -82,6 +83,20 @@ struct ResourceUsage {
   [[nodiscard]] double fragmentation() const noexcept {
     const std::size_t free = free_bytes();
     return free == 0 ? 0.0 : 1.0 - static_cast<double>(largest_free_range) / static_cast<double>(free);
+  }
+
+  // Adds another resource's figures, as a resource over two upstreams reports them: the largest free range
+  // is the larger of the two (no request spans both), every other field is the sum.
+  ResourceUsage& operator+=(const ResourceUsage& other) noexcept {
+    reserved_bytes += other.reserved_bytes;
+    in_use_bytes += other.in_use_bytes;
+    largest_free_range = std::max(largest_free_range, other.largest_free_range);
+    upstream_allocations += other.upstream_allocations;
+    upstream_deallocations += other.upstream_deallocations;
+    cache_hits += other.cache_hits;
+    cache_misses += other.cache_misses;
+    fallbacks += other.fallbacks;
+    return *this;
   }
 };
 
