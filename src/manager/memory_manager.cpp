@@ -6,7 +6,6 @@
 #include <exception>
 #include <string>
 
-#include "manager/named_buffers.hpp"
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/backend_resource.hpp"
@@ -116,7 +115,7 @@ MemoryStats MemoryManager::DeviceStacks::stats() const {
 MemoryManager::MemoryManager(ManagerOptions options)
     : config_(options.config),
       platform_(options.platform ? *options.platform : detect_platform()),
-      named_(std::make_unique<NamedBuffers>()) {
+      named_(new NamedBuffers(*this)) {
   config_.validate();
   registry_ = std::make_unique<BackendRegistry>(options.registry);
   try {
@@ -402,22 +401,49 @@ void MemoryManager::notify_pressure(DeviceId device, PressureLevel previous, Pre
   for (const auto& callback : to_notify) (*callback)(device, previous, current);
 }
 
-std::size_t MemoryManager::clear_pool() {
+std::size_t MemoryManager::trim() {
   std::size_t released = 0;
   for (const auto& d : devices_) released += d->trim();
   return released;
 }
 
-std::size_t MemoryManager::shrink() {
+std::size_t MemoryManager::trim(DeviceId device) {
+  return stacks(device).trim();
+}
+
+std::size_t MemoryManager::trim(PressureLevel at_least) {
   std::size_t released = 0;
   for (const auto& d : devices_) {
-    if (d->pressure->level() >= PressureLevel::Medium) released += d->trim();
+    if (d->pressure->level() >= at_least) released += d->trim();
   }
   return released;
 }
 
-std::size_t MemoryManager::shrink(DeviceId device) {
-  return stacks(device).trim();
+LeakReport MemoryManager::check_leaks() const {
+  LeakReport report;
+  // The host buffers of named downloads belong to their named buffer: they are not unnamed allocations.
+  std::vector<NamedBuffers::DownloadMemory> downloads;
+  report.named = named_->records(downloads);
+  for (const DeviceId device : devices()) {
+    const MemoryStats s = stats(device);
+    std::uint64_t named_count = 0;
+    std::size_t named_bytes = 0;
+    for (const NamedBufferRecord& record : report.named) {
+      if (record.device != device) continue;
+      ++named_count;
+      named_bytes += record.bytes;
+    }
+    for (const NamedBuffers::DownloadMemory& buffers : downloads) {
+      if (buffers.device != device) continue;
+      named_count += 2;
+      named_bytes += 2 * buffers.bytes_each;
+    }
+    if (s.active_buffers > named_count) {
+      report.unnamed.push_back(UnnamedAllocations{device, s.active_buffers - named_count,
+                                                  s.in_use_bytes - std::min(s.in_use_bytes, named_bytes)});
+    }
+  }
+  return report;
 }
 
 std::string MemoryManager::leak_report() const {
