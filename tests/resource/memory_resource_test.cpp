@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstddef>
+
 namespace unimem {
 namespace {
 
@@ -34,6 +37,21 @@ TEST(ResourceUsage, PlusEqualsSumsCountersAndKeepsTheLargerFreeRange) {
   ResourceUsage smaller{10, 0, 5, 0, 0, 0, 0, 0};
   smaller += part;
   EXPECT_EQ(smaller.largest_free_range, 200U);
+}
+
+TEST(Allocation, AddressOnlyWhereTheNativeHandleIsOne) {
+  std::array<std::byte, 1024> bytes{};
+  Segment segment = Segment::host_view(bytes.data(), bytes.size());
+  ASSERT_TRUE(segment.native_is_address) << "a host view is host memory";
+  const Allocation allocation{&segment, 256, 100, 0};
+  EXPECT_EQ(allocation.address(), static_cast<void*>(bytes.data() + 256));
+  EXPECT_EQ(allocation.native_plus_offset(), static_cast<const void*>(bytes.data() + 256));
+  segment.native_is_address = false;  // as for an OpenCL cl_mem
+  EXPECT_EQ(allocation.address(), nullptr);
+  EXPECT_EQ(allocation.native_plus_offset(), static_cast<const void*>(bytes.data() + 256))
+      << "still names the range";
+  EXPECT_EQ(allocation.host_ptr(), bytes.data() + 256) << "host access does not depend on the handle";
+  EXPECT_EQ(Allocation{}.address(), nullptr);
 }
 
 }  // namespace

@@ -36,10 +36,18 @@ struct Allocation {
   [[nodiscard]] std::byte* host_ptr() const noexcept {
     return segment != nullptr && segment->host_ptr != nullptr ? segment->host_ptr + offset : nullptr;
   }
-  // The range's start as a native address, for backends whose handles are addresses (host, CUDA, simulated).
-  // For OpenCL the native handle is a cl_mem: use segment->native and offset instead.
+  // The range's start as a native address (a host, CUDA device or simulated pointer), or nullptr when the
+  // segment's native handle is not an address (Segment::native_is_address: an OpenCL cl_mem or SVM pointer).
+  // Then segment->native and offset name the range, and host_ptr() reaches it where the host can.
   [[nodiscard]] void* address() const noexcept {
-    return segment != nullptr ? static_cast<std::byte*>(segment->native) + offset : nullptr;
+    return segment != nullptr && segment->native_is_address
+               ? static_cast<std::byte*>(segment->native) + offset
+               : nullptr;
+  }
+  // The native handle plus the offset: address() where the handle is an address, otherwise a value that
+  // names the range in traces and reports (the trace format's pointer column), never to be dereferenced.
+  [[nodiscard]] const void* native_plus_offset() const noexcept {
+    return segment != nullptr ? static_cast<const std::byte*>(segment->native) + offset : nullptr;
   }
   [[nodiscard]] DeviceId device() const noexcept { return segment != nullptr ? segment->device : DeviceId{}; }
   [[nodiscard]] MemoryKind kind() const noexcept {
