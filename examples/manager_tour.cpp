@@ -29,11 +29,12 @@ int main() {
   }
 
   // A named buffer: looked up by name, grown with its contents kept, freed by name.
-  manager.allocate<float>("kv_cache", 4096, BufferConfig::growable())
+  manager.named()
+      .create<float>("kv_cache", 4096, BufferConfig::growable())
       .copy_from_host(std::span(input).first(4096));
-  const BufferView<float> kv = manager.ensure_capacity<float>("kv_cache", 6000);  // 8192 elements now
+  const BufferView<float> kv = manager.named().grow<float>("kv_cache", 6000);  // 8192 elements now
   std::printf("kv_cache: %zu floats, element 4095 = %.0f\n", kv.size(), kv.to_vector()[4095]);
-  manager.free("kv_cache");
+  manager.named().free("kv_cache");
 
   // Statistics over every device and kind of memory.
   const MemoryStats stats = manager.stats();

@@ -32,9 +32,10 @@ int main() {
     t.download(back, TensorShape{256, 1024});
   }
   const MemoryStats s = stats.stats();
-  std::printf("%s: %llu allocations, %llu pool hits, %llu upstream allocations, data %s\n",
+  std::printf("%s: %llu allocations, %llu cache hits, %llu upstream allocations, data %s\n",
               std::string(backend.name()).c_str(), static_cast<unsigned long long>(s.allocation_count),
-              static_cast<unsigned long long>(s.pool_hits), static_cast<unsigned long long>(s.upstream_allocations),
+              static_cast<unsigned long long>(s.cache_hits),
+              static_cast<unsigned long long>(s.upstream_allocations),
               back == values ? "intact" : "CORRUPTED");
-  return back == values && s.pool_hits >= 2 ? 0 : 1;
+  return back == values && s.cache_hits >= 2 ? 0 : 1;
 }

@@ -81,3 +81,4 @@
 #include "unimem/manager/leak_report.hpp"
 #include "unimem/manager/memory_config.hpp"
 #include "unimem/manager/memory_manager.hpp"
+#include "unimem/manager/named_buffers.hpp"

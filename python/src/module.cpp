@@ -449,15 +449,15 @@ NB_MODULE(_unimem, m) {
       .def("trim",
            [](PyManager& self) {
              nb::gil_scoped_release release;
-             return self.manager->clear_pool();
+             return self.manager->trim();
            })
       .def("create_named",
            [](PyManager& self, const std::string& name, std::size_t nbytes) {
              nb::gil_scoped_release release;
-             (void)self.manager->allocate<std::byte>(name, nbytes);
+             (void)self.manager->named().create<std::byte>(name, nbytes);
            })
-      .def("free_named", [](PyManager& self, const std::string& name) { self.manager->free(name); })
-      .def("has_named",
-           [](const PyManager& self, const std::string& name) { return self.manager->contains(name); })
-      .def("named_bytes", [](const PyManager& self) { return self.manager->named_bytes(); });
+      .def("free_named", [](PyManager& self, const std::string& name) { self.manager->named().free(name); })
+      .def("has_named", [](const PyManager& self,
+                           const std::string& name) { return self.manager->named().contains(name); })
+      .def("named_bytes", [](const PyManager& self) { return self.manager->named().bytes(); });
 }

@@ -104,6 +104,7 @@ Segment Backend::allocate(int device, MemoryKind kind, std::size_t bytes, Stream
   s.size = bytes;
   s.native = native.native;
   s.host_ptr = native.host_ptr;
+  s.native_is_address = native.native_is_address;
   s.owner = this;
   const std::lock_guard lock(registry_mutex_);
   s.id = next_id_++;

@@ -57,6 +57,7 @@ Segment Segment::host_view(void* data, std::size_t bytes) noexcept {
   Segment s;
   s.size = bytes;
   s.native = data;
+  s.native_is_address = true;
   s.host_ptr = static_cast<std::byte*>(data);
   return s;
 }

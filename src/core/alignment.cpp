@@ -4,11 +4,15 @@
 
 namespace unimem {
 
+namespace {
+
 void check_alignment(std::size_t alignment) {
   if (!is_power_of_two(alignment)) {
     throw InvalidArgument("alignment " + std::to_string(alignment) + " is not a power of two");
   }
 }
+
+}  // namespace
 
 std::size_t align_up(std::size_t value, std::size_t alignment) {
   check_alignment(alignment);

@@ -6,7 +6,6 @@
 #include <exception>
 #include <string>
 
-#include "manager/named_buffers.hpp"
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/backend_resource.hpp"
@@ -72,21 +71,6 @@ struct MemoryManager::DeviceStacks {
 
 namespace {
 
-void add(MemoryStats& sum, const MemoryStats& s) noexcept {
-  sum.total_allocated_bytes += s.total_allocated_bytes;
-  sum.in_use_bytes += s.in_use_bytes;
-  sum.pooled_bytes += s.pooled_bytes;
-  sum.peak_bytes += s.peak_bytes;
-  sum.pool_hits += s.pool_hits;
-  sum.pool_misses += s.pool_misses;
-  sum.cpu_fallbacks += s.cpu_fallbacks;
-  sum.active_buffers += s.active_buffers;
-  sum.allocation_count += s.allocation_count;
-  sum.free_count += s.free_count;
-  sum.upstream_allocations += s.upstream_allocations;
-  sum.upstream_deallocations += s.upstream_deallocations;
-}
-
 // fraction x total - min_free for a device, total - min_free for the host (its memory is the machine's, no
 // share of it belongs to anyone else by default), with min_free clamped to half of the first term so that a
 // small device keeps half of its share instead of none; capped by memory_limit_bytes.
@@ -121,17 +105,17 @@ std::string format_fraction(double value) {
 
 MemoryStats MemoryManager::DeviceStacks::stats() const {
   MemoryStats s = statistics->stats();
-  add(s, unpooled_statistics->stats());
-  if (pinned_statistics != nullptr) add(s, pinned_statistics->stats());
-  if (unified_statistics != nullptr) add(s, unified_statistics->stats());
-  if (fallback != nullptr) s.cpu_fallbacks += fallback->fallback_count();
+  s += unpooled_statistics->stats();
+  if (pinned_statistics != nullptr) s += pinned_statistics->stats();
+  if (unified_statistics != nullptr) s += unified_statistics->stats();
+  if (fallback != nullptr) s.fallbacks += fallback->fallback_count();
   return s;
 }
 
 MemoryManager::MemoryManager(ManagerOptions options)
     : config_(options.config),
       platform_(options.platform ? *options.platform : detect_platform()),
-      named_(std::make_unique<NamedBuffers>()) {
+      named_(new NamedBuffers(*this)) {
   config_.validate();
   registry_ = std::make_unique<BackendRegistry>(options.registry);
   try {
@@ -375,7 +359,7 @@ void MemoryManager::check_owned(const MemoryResource* resource, std::string_view
 
 MemoryStats MemoryManager::stats() const {
   MemoryStats sum;
-  for (const auto& d : devices_) add(sum, d->stats());
+  for (const auto& d : devices_) sum += d->stats();
   return sum;
 }
 
@@ -417,22 +401,49 @@ void MemoryManager::notify_pressure(DeviceId device, PressureLevel previous, Pre
   for (const auto& callback : to_notify) (*callback)(device, previous, current);
 }
 
-std::size_t MemoryManager::clear_pool() {
+std::size_t MemoryManager::trim() {
   std::size_t released = 0;
   for (const auto& d : devices_) released += d->trim();
   return released;
 }
 
-std::size_t MemoryManager::shrink() {
+std::size_t MemoryManager::trim(DeviceId device) {
+  return stacks(device).trim();
+}
+
+std::size_t MemoryManager::trim(PressureLevel at_least) {
   std::size_t released = 0;
   for (const auto& d : devices_) {
-    if (d->pressure->level() >= PressureLevel::Medium) released += d->trim();
+    if (d->pressure->level() >= at_least) released += d->trim();
   }
   return released;
 }
 
-std::size_t MemoryManager::shrink(DeviceId device) {
-  return stacks(device).trim();
+LeakReport MemoryManager::check_leaks() const {
+  LeakReport report;
+  // The host buffers of named downloads belong to their named buffer: they are not unnamed allocations.
+  std::vector<NamedBuffers::DownloadMemory> downloads;
+  report.named = named_->records(downloads);
+  for (const DeviceId device : devices()) {
+    const MemoryStats s = stats(device);
+    std::uint64_t named_count = 0;
+    std::size_t named_bytes = 0;
+    for (const NamedBufferRecord& record : report.named) {
+      if (record.device != device) continue;
+      ++named_count;
+      named_bytes += record.bytes;
+    }
+    for (const NamedBuffers::DownloadMemory& buffers : downloads) {
+      if (buffers.device != device) continue;
+      named_count += 2;
+      named_bytes += 2 * buffers.bytes_each;
+    }
+    if (s.active_buffers > named_count) {
+      report.unnamed.push_back(UnnamedAllocations{device, s.active_buffers - named_count,
+                                                  s.in_use_bytes - std::min(s.in_use_bytes, named_bytes)});
+    }
+  }
+  return report;
 }
 
 std::string MemoryManager::leak_report() const {

@@ -1,6 +1,5 @@
 #include "unimem/resource/fallback_adaptor.hpp"
 
-#include <algorithm>
 #include <string>
 
 #include "unimem/backend/backend.hpp"
@@ -99,15 +98,8 @@ std::size_t FallbackAdaptor::do_trim() {
 
 ResourceUsage FallbackAdaptor::do_usage() const {
   ResourceUsage usage = ResourceAdaptor::do_usage();
-  const ResourceUsage fallback = secondary_->usage();
-  usage.reserved_bytes += fallback.reserved_bytes;
-  usage.in_use_bytes += fallback.in_use_bytes;
-  usage.largest_free_range = std::max(usage.largest_free_range, fallback.largest_free_range);
-  usage.upstream_allocations += fallback.upstream_allocations;
-  usage.upstream_deallocations += fallback.upstream_deallocations;
-  usage.cache_hits += fallback.cache_hits;
-  usage.cache_misses += fallback.cache_misses;
-  usage.fallbacks += fallback.fallbacks + fallback_count();
+  usage += secondary_->usage();
+  usage.fallbacks += fallback_count();
   return usage;
 }
 

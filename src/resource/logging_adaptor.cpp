@@ -75,8 +75,9 @@ Allocation LoggingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::s
   }
   try {
     const std::lock_guard lock(mutex_);
-    live_addresses_[AllocationKey(allocation)] = allocation.address();
-    write_line("allocate", allocation.address(), bytes, stream);
+    // The native handle plus the offset names the allocation on every backend, a cl_mem's included.
+    live_addresses_[AllocationKey(allocation)] = allocation.native_plus_offset();
+    write_line("allocate", allocation.native_plus_offset(), bytes, stream);
   } catch (...) {
     ResourceAdaptor::do_deallocate(allocation, stream);
     throw;

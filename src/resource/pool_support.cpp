@@ -13,7 +13,7 @@ std::size_t alignment_padding(const Segment& segment, std::size_t offset, std::s
   std::uintptr_t base = 0;
   if (segment.host_ptr != nullptr) {
     base = reinterpret_cast<std::uintptr_t>(segment.host_ptr);
-  } else if (segment.owner == nullptr || segment.owner->kind() != BackendKind::OpenCL) {
+  } else if (segment.native_is_address) {
     base = reinterpret_cast<std::uintptr_t>(segment.native);
   }
   const std::uintptr_t start = base + offset;

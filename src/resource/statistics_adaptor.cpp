@@ -75,9 +75,9 @@ MemoryStats StatisticsAdaptor::stats() const {
   stats.pooled_bytes = upstream_usage.reserved_bytes > upstream_usage.in_use_bytes
                            ? upstream_usage.reserved_bytes - upstream_usage.in_use_bytes
                            : 0;
-  stats.pool_hits = upstream_usage.cache_hits;
-  stats.pool_misses = upstream_usage.cache_misses;
-  stats.cpu_fallbacks = upstream_usage.fallbacks;
+  stats.cache_hits = upstream_usage.cache_hits;
+  stats.cache_misses = upstream_usage.cache_misses;
+  stats.fallbacks = upstream_usage.fallbacks;
   stats.upstream_allocations = upstream_usage.upstream_allocations;
   stats.upstream_deallocations = upstream_usage.upstream_deallocations;
   return stats;

@@ -84,7 +84,7 @@ Allocation TrackingAdaptor::do_allocate(std::size_t bytes, Stream* stream, std::
   const Allocation allocation = ResourceAdaptor::do_allocate(bytes, stream, alignment);
   record.device = allocation.device();
   record.kind = allocation.kind();
-  record.address = allocation.address();
+  record.address = allocation.native_plus_offset();
   record.allocated_at = std::chrono::steady_clock::now();
   try {
     const std::lock_guard lock(mutex_);

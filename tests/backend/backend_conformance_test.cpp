@@ -125,6 +125,11 @@ TEST_P(BackendConformance, AllocatesAndFreesEachKind) {
       if (s.host_visible()) {
         EXPECT_TRUE(is_aligned(s.host_ptr, kDefaultAlignment));
       }
+      // native addresses byte 0 everywhere but OpenCL's cl_mem objects and SVM pointers (aligned inside).
+      EXPECT_EQ(s.native_is_address, GetParam() != BackendKind::OpenCL || kind == MemoryKind::Host);
+      if (s.native_is_address && s.host_visible()) {
+        EXPECT_EQ(s.native, static_cast<void*>(s.host_ptr));
+      }
       EXPECT_EQ(backend_->live_segment_count(), before + 1);
       backend_->deallocate(s);
       EXPECT_FALSE(backend_->owns(s));

@@ -12,9 +12,9 @@ TEST(Alignment, PowerOfTwo) {
   EXPECT_TRUE(is_power_of_two(1));
   EXPECT_TRUE(is_power_of_two(256));
   EXPECT_FALSE(is_power_of_two(384));
-  EXPECT_THROW(check_alignment(0), InvalidArgument);
-  EXPECT_THROW(check_alignment(48), InvalidArgument);
-  EXPECT_NO_THROW(check_alignment(4096));
+  EXPECT_THROW((void)align_up(1, 0), InvalidArgument);
+  EXPECT_THROW((void)align_up(1, 48), InvalidArgument);
+  EXPECT_NO_THROW((void)align_up(1, 4096));
 }
 
 TEST(Alignment, UpAndDown) {

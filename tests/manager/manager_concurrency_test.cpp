@@ -39,20 +39,20 @@ TEST(ManagerConcurrency, NamedBuffersFromEightThreads) {
     for (int i = 0; i < kPerThread; ++i) {
       const std::string name = "t" + std::to_string(t) + "_" + std::to_string(i);
       const std::vector<int> values(32, t * 1000 + i);
-      manager.allocate<int>(name, 32).copy_from_host(values);
-      const BufferView<int> grown = manager.ensure_capacity<int>(name, 40);
+      manager.named().create<int>(name, 32).copy_from_host(values);
+      const BufferView<int> grown = manager.named().grow<int>(name, 40);
       std::vector<int> back(32);
       grown.copy_to_host(back);
-      if (back != values || manager.get<int>(name).size() != 48) mismatches.fetch_add(1);
-      if (i % 2 == 0) manager.free(name);
+      if (back != values || manager.named().get<int>(name).size() != 48) mismatches.fetch_add(1);
+      if (i % 2 == 0) manager.named().free(name);
     }
   });
   EXPECT_EQ(mismatches.load(), 0);
-  EXPECT_EQ(manager.named_buffer_count(), static_cast<std::size_t>(kThreads * kPerThread / 2));
-  EXPECT_EQ(manager.allocation_count(), static_cast<std::uint64_t>(kThreads * kPerThread));
-  EXPECT_EQ(manager.resize_count(), static_cast<std::uint64_t>(kThreads * kPerThread));
-  EXPECT_EQ(manager.named_bytes(), manager.named_buffer_count() * 48 * sizeof(int));
-  EXPECT_EQ(manager.check_leaks().named.size(), manager.named_buffer_count());
+  EXPECT_EQ(manager.named().count(), static_cast<std::size_t>(kThreads * kPerThread / 2));
+  EXPECT_EQ(manager.named().allocation_count(), static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(manager.named().resize_count(), static_cast<std::uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(manager.named().bytes(), manager.named().count() * 48 * sizeof(int));
+  EXPECT_EQ(manager.check_leaks().named.size(), manager.named().count());
   EXPECT_TRUE(manager.check_leaks().unnamed.empty());
   test::free_named_buffers(manager);
 }
@@ -63,7 +63,7 @@ TEST(ManagerConcurrency, OneNameTakenByExactlyOneOfEightThreads) {
   std::atomic<int> refused{0};
   run_threads([&](int) {
     try {
-      (void)manager.allocate<float>("shared", 64);
+      (void)manager.named().create<float>("shared", 64);
       winners.fetch_add(1);
     } catch (const InvalidArgument&) {
       refused.fetch_add(1);
@@ -71,7 +71,7 @@ TEST(ManagerConcurrency, OneNameTakenByExactlyOneOfEightThreads) {
   });
   EXPECT_EQ(winners.load(), 1);
   EXPECT_EQ(refused.load(), kThreads - 1);
-  EXPECT_EQ(manager.named_buffer_count(), 1U);
+  EXPECT_EQ(manager.named().count(), 1U);
   test::free_named_buffers(manager);
 }
 

@@ -47,7 +47,7 @@ inline std::optional<DeviceId> device_serving(const MemoryManager& manager, Memo
 // Frees every named buffer still live, so that a test that keeps some to the end does not end in a leak
 // report.
 inline void free_named_buffers(MemoryManager& manager) {
-  for (const NamedBufferRecord& record : manager.check_leaks().named) manager.free(record.name);
+  for (const NamedBufferRecord& record : manager.check_leaks().named) manager.named().free(record.name);
 }
 
 // Shatters a 64 MiB device's pool: eight 8 MiB buffers, every other one freed, so 32 MiB are free and no free

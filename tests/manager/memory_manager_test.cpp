@@ -143,7 +143,7 @@ TEST(MemoryManager, PooledBuffersComeBackFromThePool) {
   const MemoryStats after = manager.stats(kHost);
   EXPECT_EQ(second.device(), kHost);
   EXPECT_EQ(after.allocation_count, before.allocation_count + 1);
-  EXPECT_EQ(after.pool_hits, before.pool_hits + 1);
+  EXPECT_EQ(after.cache_hits, before.cache_hits + 1);
   EXPECT_EQ(after.upstream_allocations, before.upstream_allocations);
 }
 
@@ -202,7 +202,7 @@ TEST(MemoryManager, ReleaseGivesTheMemoryBackAndRefusesForeignBuffers) {
   EXPECT_FALSE(theirs.empty());  // NOLINT(bugprone-use-after-move): refused, so left as it was
 }
 
-TEST(MemoryManager, ClearPoolGivesCachedMemoryBack) {
+TEST(MemoryManager, TrimGivesCachedMemoryBack) {
   MemoryManager manager(manager_options(whole_device_config()));
   {
     const Buffer<std::byte> small = manager.allocate<std::byte>(4 * KiB);
@@ -210,11 +210,11 @@ TEST(MemoryManager, ClearPoolGivesCachedMemoryBack) {
   }
   const std::size_t cached = manager.stats(kHost).pooled_bytes;
   EXPECT_GE(cached, 2 * MiB + 4 * KiB);
-  EXPECT_EQ(manager.clear_pool(), cached);
+  EXPECT_EQ(manager.trim(), cached);
   EXPECT_EQ(manager.stats(kHost).pooled_bytes, 0U);
 }
 
-TEST(MemoryManager, ShrinkTrimsOnlyDevicesUnderPressure) {
+TEST(MemoryManager, TrimAtAPressureLevelTrimsOnlyDevicesAtOrAboveIt) {
   MemoryManager manager(manager_options(whole_device_config().with_cpu_fallback(false), {"sim:1GiB"}));
   const Buffer<std::byte> heavy = manager.allocate<std::byte>(700 * MiB, AllocationMode::Pooled, kSim0);
   { const Buffer<std::byte> cached = manager.allocate<std::byte>(8 * MiB, AllocationMode::Pooled, kSim0); }
@@ -224,10 +224,10 @@ TEST(MemoryManager, ShrinkTrimsOnlyDevicesUnderPressure) {
   const std::size_t host_cached = manager.stats(kHost).pooled_bytes;
   ASSERT_GT(manager.stats(kSim0).pooled_bytes, 0U);
 
-  EXPECT_GE(manager.shrink(), 8 * MiB);
+  EXPECT_GE(manager.trim(PressureLevel::Medium), 8 * MiB);
   EXPECT_EQ(manager.stats(kSim0).pooled_bytes, 0U);
   EXPECT_EQ(manager.stats(kHost).pooled_bytes, host_cached);
-  EXPECT_EQ(manager.shrink(kHost), host_cached);
+  EXPECT_EQ(manager.trim(kHost), host_cached);
   EXPECT_EQ(manager.stats(kHost).pooled_bytes, 0U);
 }
 
@@ -306,7 +306,7 @@ TEST(MemoryManager, FullDeviceFallsBackToHostMemory) {
   const Buffer<std::byte> fell = manager.allocate<std::byte>(2 * MiB, AllocationMode::Pooled, kSim0);
   EXPECT_EQ(fell.device(), kHost);
   EXPECT_EQ(location_of(fell.device(), fell.kind()), BufferLocation::Host);
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 1U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 1U);
   EXPECT_EQ(manager.stats(kHost).in_use_bytes, 2 * MiB);
 
   const FallbackBuffer<std::byte> also = manager.allocate_with_fallback<std::byte>(2 * MiB, kSim0);
@@ -316,8 +316,8 @@ TEST(MemoryManager, FullDeviceFallsBackToHostMemory) {
   EXPECT_FALSE(fits.fell_back());
   EXPECT_EQ(fits.location(), BufferLocation::Device);
   EXPECT_EQ(fits.device(), kSim0);
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 2U);
-  EXPECT_EQ(manager.stats().cpu_fallbacks, 2U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 2U);
+  EXPECT_EQ(manager.stats().fallbacks, 2U);
 }
 
 TEST(MemoryManager, WithoutFallbackAFullDeviceIsOutOfMemory) {
@@ -331,7 +331,7 @@ TEST(MemoryManager, WithoutFallbackAFullDeviceIsOutOfMemory) {
     EXPECT_EQ(e.total_bytes(), MiB);
     EXPECT_NE(std::string(e.what()).find("largest free range"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(manager.stats(kSim0).cpu_fallbacks, 0U);
+  EXPECT_EQ(manager.stats(kSim0).fallbacks, 0U);
   const std::string message =
       message_of<NotSupported>([&] { (void)manager.allocate_with_fallback<int>(4, kSim0); });
   EXPECT_NE(message.find("cpu_fallback_enabled"), std::string::npos) << message;
@@ -495,7 +495,7 @@ TEST(MemoryManager, DestroyingTheManagerWithLiveBuffersReportsThem) {
   alignas(Buffer<int>) std::byte storage[sizeof(Buffer<int>)];
   {
     MemoryManager manager(manager_options(whole_device_config(), {"sim:64MiB"}));
-    (void)manager.allocate<int>("still_here", 16);
+    (void)manager.named().create<int>("still_here", 16);
     new (storage) Buffer<int>(manager.allocate<int>(16, AllocationMode::Pooled, kSim0));
   }
   ASSERT_FALSE(reports.empty());

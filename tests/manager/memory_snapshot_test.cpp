@@ -32,7 +32,7 @@ TEST(MemorySnapshot, ShowsEveryStackWithTagsAndPressure) {
       whole_device_config().with_tracking(true).with_pool_growth(8 * MiB, 2.0, 0), {"sim:64MiB"}));
   BufferConfig on_sim;
   on_sim.device = kSim0;
-  manager.allocate<std::byte>("weights", 2 * MiB, on_sim);
+  manager.named().create<std::byte>("weights", 2 * MiB, on_sim);
   const MemorySnapshot s = manager.snapshot();
   const StackSnapshot& sim = pooled_stack(s, kSim0);
   EXPECT_EQ(sim.limit_bytes, 64 * MiB);
@@ -65,7 +65,7 @@ TEST(MemorySnapshot, ShowsEveryStackWithTagsAndPressure) {
     }
   }
   EXPECT_TRUE(found);
-  manager.free("weights");
+  manager.named().free("weights");
 }
 
 TEST(MemorySnapshot, OutOfMemoryWritesTheSnapshotAndNamesIt) {

@@ -51,26 +51,27 @@ class NamedDownloads : public ::testing::TestWithParam<BackendKind> {
 };
 
 TEST_P(NamedDownloads, OldestFirstAfterTheBuffersOwnCopies) {
-  manager_.allocate<float>("logits", 4096, on_device());
+  manager_.named().create<float>("logits", 4096, on_device());
   const std::vector<float> first = values_from(1.0F, 4096);
   const std::vector<float> second = values_from(-9000.0F, 4096);
-  const std::uint64_t before = manager_.async_transfer_count();
-  TransferFuture upload = manager_.copy_from_host_async<float>("logits", first);
-  manager_.start_async_download<float>("logits");  // ordered after the upload
+  const std::uint64_t before = manager_.named().async_transfer_count();
+  TransferFuture upload = manager_.named().copy_from_host_async<float>("logits", first);
+  manager_.named().start_async_download<float>("logits");  // ordered after the upload
   upload.wait();
-  manager_.copy_from_host_async<float>("logits", second).wait();
-  manager_.start_async_download<float>("logits");
-  EXPECT_TRUE(contains(message_of<InvalidArgument>([&] { manager_.start_async_download<float>("logits"); }),
-                       "'logits' has two downloads pending"));
-  const std::span<const float> a = manager_.wait_for_download<float>("logits");
-  EXPECT_TRUE(std::equal(a.begin(), a.end(), first.begin(), first.end()));
-  const std::span<const float> b = manager_.wait_for_download<float>("logits");
-  EXPECT_TRUE(std::equal(b.begin(), b.end(), second.begin(), second.end()));
-  EXPECT_EQ(manager_.async_transfer_count(), before + 4);  // two uploads, two downloads
-  EXPECT_TRUE(manager_.check_leaks().unnamed.empty()) << manager_.check_leaks().to_string();
+  manager_.named().copy_from_host_async<float>("logits", second).wait();
+  manager_.named().start_async_download<float>("logits");
   EXPECT_TRUE(
-      contains(message_of<InvalidArgument>([&] { (void)manager_.wait_for_download<float>("logits"); }),
-               "named buffer 'logits' has no download pending"));
+      contains(message_of<InvalidArgument>([&] { manager_.named().start_async_download<float>("logits"); }),
+               "'logits' has two downloads pending"));
+  const std::span<const float> a = manager_.named().wait_for_download<float>("logits");
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), first.begin(), first.end()));
+  const std::span<const float> b = manager_.named().wait_for_download<float>("logits");
+  EXPECT_TRUE(std::equal(b.begin(), b.end(), second.begin(), second.end()));
+  EXPECT_EQ(manager_.named().async_transfer_count(), before + 4);  // two uploads, two downloads
+  EXPECT_TRUE(manager_.check_leaks().unnamed.empty()) << manager_.check_leaks().to_string();
+  EXPECT_TRUE(contains(
+      message_of<InvalidArgument>([&] { (void)manager_.named().wait_for_download<float>("logits"); }),
+      "named buffer 'logits' has no download pending"));
 }
 
 TEST_P(NamedDownloads, ManyBuffersDownloadConcurrently) {
@@ -78,8 +79,9 @@ TEST_P(NamedDownloads, ManyBuffersDownloadConcurrently) {
   constexpr int kThreads = 4;
   constexpr int kSteps = 10;
   constexpr std::size_t kCount = 20000;
-  for (int i = 0; i < kBuffers; ++i) manager_.allocate<int>("b" + std::to_string(i), kCount, on_device());
-  const std::uint64_t before = manager_.async_transfer_count();
+  for (int i = 0; i < kBuffers; ++i)
+    manager_.named().create<int>("b" + std::to_string(i), kCount, on_device());
+  const std::uint64_t before = manager_.named().async_transfer_count();
   std::vector<int> errors(kThreads, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -91,13 +93,13 @@ TEST_P(NamedDownloads, ManyBuffersDownloadConcurrently) {
           std::vector<int> values(kCount);
           std::iota(values.begin(), values.end(), i * 1000000 + step);
           const std::string name = "b" + std::to_string(i);
-          manager_.copy_from_host_async<int>(name, values).wait();
-          manager_.start_async_download<int>(name);
+          manager_.named().copy_from_host_async<int>(name, values).wait();
+          manager_.named().start_async_download<int>(name);
           sent.push_back(std::move(values));
         }
         std::size_t k = 0;
         for (int i = t; i < kBuffers; i += kThreads, ++k) {
-          const std::span<const int> got = manager_.wait_for_download<int>("b" + std::to_string(i));
+          const std::span<const int> got = manager_.named().wait_for_download<int>("b" + std::to_string(i));
           if (!std::equal(got.begin(), got.end(), sent[k].begin(), sent[k].end())) ++errors[t];
         }
       }
@@ -105,29 +107,32 @@ TEST_P(NamedDownloads, ManyBuffersDownloadConcurrently) {
   }
   for (std::thread& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(errors[t], 0) << "thread " << t;
-  EXPECT_EQ(manager_.async_transfer_count(), before + 2U * kBuffers * kSteps);
+  EXPECT_EQ(manager_.named().async_transfer_count(), before + 2U * kBuffers * kSteps);
 }
 
 TEST_P(NamedDownloads, GrowthAndFreeDropPendingDownloads) {
-  manager_.allocate<float>("kv", 1000, on_device());
-  manager_.start_async_download<float>("kv");
-  manager_.ensure_capacity<float>("kv", 5000);
-  EXPECT_THROW((void)manager_.wait_for_download<float>("kv"), InvalidArgument);
-  manager_.start_async_download<float>("kv");
-  EXPECT_EQ(manager_.wait_for_download<float>("kv").size(), manager_.get<float>("kv").size());
-  manager_.start_async_download<float>("kv");
-  manager_.free("kv");
+  manager_.named().create<float>("kv", 1000, on_device());
+  manager_.named().start_async_download<float>("kv");
+  manager_.named().grow<float>("kv", 5000);
+  EXPECT_THROW((void)manager_.named().wait_for_download<float>("kv"), InvalidArgument);
+  manager_.named().start_async_download<float>("kv");
+  EXPECT_EQ(manager_.named().wait_for_download<float>("kv").size(), manager_.named().get<float>("kv").size());
+  manager_.named().start_async_download<float>("kv");
+  manager_.named().free("kv");
 }
 
 TEST_P(NamedDownloads, BadNamesAndTypesAreTypedErrors) {
-  EXPECT_TRUE(contains(message_of<InvalidArgument>([&] { manager_.start_async_download<float>("nope"); }),
-                       "no named buffer 'nope'"));
-  EXPECT_TRUE(contains(message_of<InvalidArgument>([&] { (void)manager_.wait_for_download<float>("nope"); }),
-                       "no named buffer 'nope'"));
-  manager_.allocate<float>("x", 10, on_device());
-  EXPECT_TRUE(contains(message_of<InvalidArgument>([&] { (void)manager_.wait_for_download<float>("x"); }),
-                       "named buffer 'x' has no download pending"));
-  EXPECT_THROW(manager_.start_async_download<int>("x"), TypeMismatch);
+  EXPECT_TRUE(
+      contains(message_of<InvalidArgument>([&] { manager_.named().start_async_download<float>("nope"); }),
+               "no named buffer 'nope'"));
+  EXPECT_TRUE(
+      contains(message_of<InvalidArgument>([&] { (void)manager_.named().wait_for_download<float>("nope"); }),
+               "no named buffer 'nope'"));
+  manager_.named().create<float>("x", 10, on_device());
+  EXPECT_TRUE(
+      contains(message_of<InvalidArgument>([&] { (void)manager_.named().wait_for_download<float>("x"); }),
+               "named buffer 'x' has no download pending"));
+  EXPECT_THROW(manager_.named().start_async_download<int>("x"), TypeMismatch);
 }
 
 TEST_P(NamedDownloads, MirroredBufferFromTheManager) {

@@ -44,13 +44,13 @@ void query_everything(const MemoryManager& manager, DeviceId device) {
   (void)manager.pressure(device);
   (void)manager.check_leaks();
   (void)manager.leak_report();
-  (void)manager.contains("weights");
-  (void)manager.named_buffer_count();
-  (void)manager.named_bytes();
-  (void)manager.peak_named_bytes();
-  (void)manager.allocation_count();
-  (void)manager.resize_count();
-  (void)manager.async_transfer_count();
+  (void)manager.named().contains("weights");
+  (void)manager.named().count();
+  (void)manager.named().bytes();
+  (void)manager.named().peak_bytes();
+  (void)manager.named().allocation_count();
+  (void)manager.named().resize_count();
+  (void)manager.named().async_transfer_count();
   (void)manager.available_bytes(device);
   (void)manager.limit(device);
   (void)manager.devices();
@@ -90,8 +90,8 @@ TEST_F(PressureCallbackQueries, FromAnUnnamedAllocationAndItsFree) {
 TEST_F(PressureCallbackQueries, FromANamedAllocationAndItsFree) {
   within_watchdog(
       [&] {
-        manager_.allocate<float>("weights", kMediumFloats);
-        manager_.free("weights");
+        manager_.named().create<float>("weights", kMediumFloats);
+        manager_.named().free("weights");
       },
       "named allocate and free");
   EXPECT_EQ(changes_, 2);
@@ -100,9 +100,9 @@ TEST_F(PressureCallbackQueries, FromANamedAllocationAndItsFree) {
 TEST_F(PressureCallbackQueries, FromANamedBufferThatGrows) {
   within_watchdog(
       [&] {
-        manager_.allocate<float>("weights", MiB / sizeof(float), BufferConfig::growable());
-        (void)manager_.ensure_capacity<float>("weights", kMediumFloats);
-        EXPECT_EQ(manager_.resize_count(), 1U);
+        manager_.named().create<float>("weights", MiB / sizeof(float), BufferConfig::growable());
+        (void)manager_.named().grow<float>("weights", kMediumFloats);
+        EXPECT_EQ(manager_.named().resize_count(), 1U);
       },
       "named growth");
   EXPECT_GE(changes_, 1);
@@ -110,12 +110,13 @@ TEST_F(PressureCallbackQueries, FromANamedBufferThatGrows) {
 
 TEST_F(PressureCallbackQueries, ACallbackMayMakeNamedBufferCallsToo) {
   manager_.on_pressure_change([this](DeviceId /*device*/, PressureLevel /*previous*/, PressureLevel current) {
-    if (current >= PressureLevel::Medium && !manager_.contains("scratch")) {
-      manager_.allocate<float>("scratch", 16);
+    if (current >= PressureLevel::Medium && !manager_.named().contains("scratch")) {
+      manager_.named().create<float>("scratch", 16);
     }
   });
-  within_watchdog([&] { manager_.allocate<float>("weights", kMediumFloats); }, "named call from a callback");
-  EXPECT_TRUE(manager_.contains("scratch"));
+  within_watchdog([&] { manager_.named().create<float>("weights", kMediumFloats); },
+                  "named call from a callback");
+  EXPECT_TRUE(manager_.named().contains("scratch"));
 }
 
 }  // namespace

@@ -134,8 +134,8 @@ def test_shapes_whose_size_overflows(manager):
 
 def test_stats_have_every_memory_stats_field(manager):
     stats = manager.stats()
-    assert set(stats) == {"total_allocated_bytes", "in_use_bytes", "pooled_bytes", "peak_bytes", "pool_hits",
-                          "pool_misses", "cpu_fallbacks", "active_buffers", "allocation_count", "free_count",
+    assert set(stats) == {"total_allocated_bytes", "in_use_bytes", "pooled_bytes", "peak_bytes", "cache_hits",
+                          "cache_misses", "fallbacks", "active_buffers", "allocation_count", "free_count",
                           "upstream_allocations", "upstream_deallocations"}
     assert all(isinstance(value, int) for value in stats.values())
 

@@ -53,7 +53,7 @@ std::vector<LogLine> parse_log(const std::string& text, std::string* header = nu
 }
 
 std::uint64_t address_of(const Allocation& a) {
-  return reinterpret_cast<std::uintptr_t>(a.address());
+  return reinterpret_cast<std::uintptr_t>(a.native_plus_offset());
 }
 std::uint64_t address_of(const Stream* s) {
   return reinterpret_cast<std::uintptr_t>(s);

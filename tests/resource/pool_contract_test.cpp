@@ -55,10 +55,10 @@ std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& upstrea
 }
 
 // Where the allocation's alignment is measured (the rule of pool_support.hpp): the host address, else the
-// native handle, except OpenCL's cl_mem, where only the offset counts.
+// native address, else (a handle that is no address, OpenCL's cl_mem) the offset alone.
 std::uintptr_t alignment_base(const Allocation& a) {
   if (a.segment->host_ptr != nullptr) return reinterpret_cast<std::uintptr_t>(a.host_ptr());
-  if (a.segment->owner->kind() == BackendKind::OpenCL) return a.offset;
+  if (!a.segment->native_is_address) return a.offset;
   return reinterpret_cast<std::uintptr_t>(a.address());
 }
 

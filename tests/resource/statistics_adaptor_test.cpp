@@ -76,13 +76,13 @@ TEST(StatisticsAdaptor, ExactAfterAKnownSequence) {
 
   const ResourceUsage usage = pool.usage();
   EXPECT_EQ(got.pooled_bytes, usage.reserved_bytes - usage.in_use_bytes);
-  EXPECT_EQ(got.pool_hits, usage.cache_hits);
-  EXPECT_EQ(got.pool_misses, usage.cache_misses);
-  EXPECT_EQ(got.pool_hits + got.pool_misses, model.allocation_count);
+  EXPECT_EQ(got.cache_hits, usage.cache_hits);
+  EXPECT_EQ(got.cache_misses, usage.cache_misses);
+  EXPECT_EQ(got.cache_hits + got.cache_misses, model.allocation_count);
   EXPECT_DOUBLE_EQ(got.hit_rate(), static_cast<double>(usage.cache_hits) /
                                        static_cast<double>(usage.cache_hits + usage.cache_misses));
   EXPECT_EQ(got.upstream_allocations, usage.upstream_allocations);
-  EXPECT_EQ(got.cpu_fallbacks, 0U);
+  EXPECT_EQ(got.fallbacks, 0U);
   EXPECT_GT(got.pooled_bytes, 0U);
   free_live(stats, slots);
   EXPECT_EQ(stats.stats().in_use_bytes, 0U);
@@ -125,10 +125,10 @@ TEST(StatisticsAdaptor, ResetPeakStartsFromTheBytesInUse) {
 TEST(StatisticsAdaptor, HitRate) {
   EXPECT_EQ(MemoryStats{}.hit_rate(), 0.0);
   MemoryStats stats;
-  stats.pool_hits = 3;
-  stats.pool_misses = 1;
+  stats.cache_hits = 3;
+  stats.cache_misses = 1;
   EXPECT_DOUBLE_EQ(stats.hit_rate(), 0.75);
-  stats.pool_hits = 0;
+  stats.cache_hits = 0;
   EXPECT_EQ(stats.hit_rate(), 0.0);
 }
 
@@ -141,7 +141,7 @@ TEST(StatisticsAdaptor, CountsFallbacksReportedUpstream) {
   StatisticsAdaptor stats(fallback);
   const Allocation a = stats.allocate(MiB);
   const Allocation b = stats.allocate(4096);  // the device is full
-  EXPECT_EQ(stats.stats().cpu_fallbacks, 1U);
+  EXPECT_EQ(stats.stats().fallbacks, 1U);
   EXPECT_EQ(stats.stats().upstream_allocations, 2U);
   stats.deallocate(a);
   stats.deallocate(b);

@@ -32,7 +32,7 @@ def page_data(html_path):
     return json.loads(match.group(1))
 
 
-def snapshot_document(segments, version=1):
+def snapshot_document(segments, version=2):
     """A snapshot in the docs/snapshot.md schema: one pooled stack on sim:0 with the given segments."""
     stack = {
         "stack": "pooled", "limit_bytes": 1 << 30, "pressure": "low",
@@ -179,8 +179,8 @@ class ReportTest(unittest.TestCase):
         self.assertFalse(list(Path(out).parent.glob("*.tmp")))
 
     def test_bad_input(self):
-        newer = self.write_snapshot("v2.json", snapshot_document(SEGMENTS, version=2))
-        self.assert_fails([newer], "schema version 2; this unimem reads version 1")
+        newer = self.write_snapshot("v3.json", snapshot_document(SEGMENTS, version=3))
+        self.assert_fails([newer], "schema version 3; this unimem reads version 2")
         whole = json.dumps(snapshot_document(SEGMENTS))
         truncated = self.dir / "cut.json"
         truncated.write_text(whole[: len(whole) // 2])

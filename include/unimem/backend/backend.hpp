@@ -106,6 +106,7 @@ class Backend {
   struct NativeAllocation {
     void* native = nullptr;
     std::byte* host_ptr = nullptr;
+    bool native_is_address = false;  // Segment::native_is_address
   };
 
   // Live bytes on one device that the device itself provides: every kind but plain host memory (what OpenCL,

@@ -17,6 +17,11 @@ struct Segment {
   std::size_t size = 0;
   // The backend's own handle: a cl_mem, a CUDA device pointer, a host pointer, or a simulated address.
   void* native = nullptr;
+  // True when `native` is the address of the segment's first byte (host, CUDA and simulated memory, host
+  // views), so that native + offset addresses any byte of it; false for a handle that is not an address (an
+  // OpenCL cl_mem) or an address the segment does not start at (OpenCL SVM, aligned inside its allocation).
+  // Set by the backend; code above backend/ asks this instead of the backend's kind.
+  bool native_is_address = false;
   // Where the host can read and write the segment directly; nullptr when it is not host-visible.
   std::byte* host_ptr = nullptr;
   Backend* owner = nullptr;  // the backend that allocated it (copies go through it); nullptr for a host view

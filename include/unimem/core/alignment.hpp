@@ -17,14 +17,12 @@ inline constexpr std::size_t kDefaultAlignment = 256;
   return x != 0 && (x & (x - 1)) == 0;
 }
 
-// Throws InvalidArgument unless `alignment` is a power of two.
-void check_alignment(std::size_t alignment);
-
 [[nodiscard]] constexpr std::size_t align_down(std::size_t value, std::size_t alignment) noexcept {
   return value & ~(alignment - 1);
 }
 
-// Rounds up to a multiple of `alignment` (a power of two); throws InvalidArgument on overflow.
+// Rounds up to a multiple of `alignment`; throws InvalidArgument when `alignment` is not a power of two or on
+// overflow.
 [[nodiscard]] std::size_t align_up(std::size_t value, std::size_t alignment);
 
 [[nodiscard]] constexpr bool is_aligned(std::size_t value, std::size_t alignment) noexcept {

@@ -1,26 +1,24 @@
 #pragma once
 // MemoryManager: one object that owns the backends, builds the usual resource stack for every device and
-// kind of memory from a MemoryConfig, and hands out buffers from them: unnamed (RAII Buffer<T>s) and named
-// (kept by the manager, looked up, grown and freed by name). It aggregates statistics and pressure, falls
-// back to host memory when a device is full, and picks a device for a model. docs/manager.md describes the
-// stacks, the limits and every policy.
+// kind of memory from a MemoryConfig, and hands out buffers from them: unnamed RAII Buffer<T>s here, and
+// named ones (kept by the manager, looked up, grown and freed by name) through named(). It aggregates
+// statistics and pressure, falls back to host memory when a device is full, and picks a device for a model.
+// docs/manager.md describes the stacks, the limits and every policy.
 //
 //   MemoryManager manager;  // MemoryConfig::from_environment(), every device found
 //   Buffer<float> x = manager.allocate<float>(1 << 20);  // pooled, on the default device
-//   manager.allocate<float>("kv_cache", 4096, BufferConfig::growable());
-//   manager.ensure_capacity<float>("kv_cache", 8192);   // grows, keeps the contents
+//   manager.named().create<float>("kv_cache", 4096, BufferConfig::growable());
+//   manager.named().grow<float>("kv_cache", 8192);  // grows, keeps the contents
 //
 // Lifetime: buffers hold the manager's resources by reference. Destroying or resetting a Buffer gives its
 // memory back to the pool (release() says so explicitly); unnamed buffers must be destroyed before the
 // manager. Destroying the manager with live buffers reports them (report_misuse) and frees the named ones;
 // the memory of unnamed ones is gone, and using or destroying them afterwards is undefined.
 //
-// Thread-safe: the stacks are thread-safe, the named buffers sit behind one mutex, the pressure subscribers
-// behind another. A pressure callback runs on the thread whose allocation or free changed the level, with no
-// unimem mutex held: a change caused inside a named-buffer call is delivered when that call has released the
-// named-buffer mutex, just before it returns. A callback may therefore call any of the manager's functions.
-// Views returned by get()/allocate()/ensure_capacity() do not keep a named buffer alive: free() or a growth
-// invalidates them.
+// Thread-safe: the stacks are thread-safe, the named buffers sit behind one mutex (named_buffers.hpp), the
+// pressure subscribers behind another. A pressure callback runs on the thread whose allocation or free
+// changed the level, with no unimem mutex held (a change caused inside a named-buffer call is delivered just
+// before that call returns), so a callback may call any of the manager's functions.
 
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +48,7 @@
 #include "unimem/manager/leak_report.hpp"
 #include "unimem/manager/memory_config.hpp"
 #include "unimem/manager/memory_snapshot.hpp"
+#include "unimem/manager/named_buffers.hpp"
 #include "unimem/resource/fallback_adaptor.hpp"
 #include "unimem/resource/memory_stats.hpp"
 #include "unimem/resource/pressure_adaptor.hpp"
@@ -172,7 +171,7 @@ class MemoryManager {
   // ---- statistics, pressure, pools ----
   // All devices and kinds of memory together (peak_bytes: the sum of the stacks' peaks, an upper bound).
   [[nodiscard]] MemoryStats stats() const;
-  // One device, every kind of memory; cpu_fallbacks counts its pooled allocations the host served (their
+  // One device, every kind of memory; fallbacks counts its pooled allocations the host served (their
   // bytes are in the host's figures).
   [[nodiscard]] MemoryStats stats(DeviceId device) const;
   // From the bytes live through the device's pooled stack over its limit (PressureAdaptor).
@@ -187,11 +186,12 @@ class MemoryManager {
   // while no other thread allocates: the size-class pools' thread caches are read without a lock.
   [[nodiscard]] MemorySnapshot snapshot() const;
   // Every pool of every device and kind gives its cached memory back to the backend; the bytes released.
-  std::size_t clear_pool();
-  // The same for the devices at Medium pressure or above only; the bytes released.
-  std::size_t shrink();
+  std::size_t trim();
   // The same for one device, whatever its pressure.
-  std::size_t shrink(DeviceId device);
+  std::size_t trim(DeviceId device);
+  // The same for the devices at `at_least` pressure or above only (PressureLevel::Medium: the devices
+  // filling up).
+  std::size_t trim(PressureLevel at_least);
   // check_leaks().to_string(), then each device's TrackingAdaptor report (per allocation: id, tag, size,
   // age) when MemoryConfig.track_allocations is on. Named buffers are tagged with their name.
   [[nodiscard]] std::string leak_report() const;
@@ -205,75 +205,14 @@ class MemoryManager {
   [[nodiscard]] BackendSelection select_backend_for_model(std::size_t bytes) const;
 
   // ---- named buffers ----
-  // Allocates `count` elements of T under `name` and returns a view of them. Throws InvalidArgument for an
-  // empty or taken name, a zero count, a bad config, or more than config.max_size_bytes; OutOfMemory when
-  // the named buffers would hold more than memory_limit_bytes together (when set), or the device is full.
-  template <typename T>
-  BufferView<T> allocate(std::string_view name, std::size_t count, const BufferConfig& config = {}) {
-    return BufferView<T>(allocate_named(name, element_type_of<T>(), count, config));
-  }
-  // The buffer's elements. Throws InvalidArgument for an unknown name, TypeMismatch naming both types when it
-  // holds another type.
-  template <typename T>
-  [[nodiscard]] BufferView<T> get(std::string_view name) const {
-    return BufferView<T>(find_named(name, element_type_of<T>()));
-  }
-  // Makes the buffer hold at least `count` elements: nothing when it does; otherwise it moves to a new
-  // allocation of max(count, size x growth_factor) elements (at most max_size_bytes) with its contents, and
-  // the old views are invalid. Throws as get() does, InvalidArgument naming the buffer, the request and the
-  // maximum past max_size_bytes, and as allocate() does; the buffer is unchanged after any failure.
-  template <typename T>
-  BufferView<T> ensure_capacity(std::string_view name, std::size_t count) {
-    return BufferView<T>(grow_named(name, element_type_of<T>(), count));
-  }
-  // Frees the buffer. Throws InvalidArgument for an unknown name.
-  void free(std::string_view name);
-  [[nodiscard]] bool contains(std::string_view name) const;
-  [[nodiscard]] std::size_t named_buffer_count() const;
-  // Bytes the named buffers hold now, and the most they held at once.
-  [[nodiscard]] std::size_t named_bytes() const;
-  [[nodiscard]] std::size_t peak_named_bytes() const;
-  // Named allocations, growths and asynchronous transfers made so far.
-  [[nodiscard]] std::uint64_t allocation_count() const;
-  [[nodiscard]] std::uint64_t resize_count() const;
-  [[nodiscard]] std::uint64_t async_transfer_count() const;
-  // Queued on the buffer's own stream, from element 0; `out` / `data` stay alive and untouched until the
-  // future completes. Throws as get() does, and InvalidArgument for more elements than the buffer holds.
-  template <typename T>
-  [[nodiscard]] TransferFuture copy_to_host_async(std::string_view name, std::span<T> out) {
-    return transfer_named(name, element_type_of<T>(), [out](const RawView& memory, Stream& stream) {
-      return memory.copy_to_host_async(out.data(), out.size(), 0, stream);
-    });
-  }
-  template <typename T>
-  [[nodiscard]] TransferFuture copy_from_host_async(std::string_view name, std::span<const T> data) {
-    return transfer_named(name, element_type_of<T>(), [data](const RawView& memory, Stream& stream) {
-      return memory.copy_from_host_async(data.data(), data.size(), 0, stream);
-    });
-  }
-  // Double-buffered downloads of a named buffer (DoubleBufferedDownload): start_async_download queues a copy
-  // of all of its elements into one of two host buffers (the device's pinned memory where it has some), on a
-  // stream of the buffer's own, after the asynchronous copies queued on the buffer before and before the
-  // ones queued after (writes through views must wait for the download); at most two are pending per buffer.
-  // Each counts as an asynchronous transfer. wait_for_download blocks until the oldest pending one has
-  // completed and returns its elements, valid until the next-but-one start_async_download of that buffer, its
-  // growth or its free (both of which wait for its pending downloads and drop them). Waits of different
-  // buffers run concurrently. Throws as get() does; InvalidArgument naming the buffer when two downloads are
-  // pending already (start) or none is (wait); rethrows a failed download.
-  template <typename T>
-  void start_async_download(std::string_view name) {
-    start_named_download(name, element_type_of<T>());
-  }
-  template <typename T>
-  [[nodiscard]] std::span<const T> wait_for_download(std::string_view name) {
-    const std::span<const std::byte> bytes = wait_named_download(name, element_type_of<T>());
-    return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
-  }
+  // The buffers this manager keeps by name (named_buffers.hpp); they live as long as the manager.
+  [[nodiscard]] NamedBuffers& named() noexcept { return *named_; }
+  [[nodiscard]] const NamedBuffers& named() const noexcept { return *named_; }
 
  private:
+  // It allocates from the stacks, adds the pool's figures to its OutOfMemory and defers pressure changes.
+  friend class NamedBuffers;
   struct DeviceStacks;
-  struct NamedBuffers;
-  using Transfer = std::function<TransferFuture(const RawView& memory, Stream& stream)>;
 
   [[nodiscard]] std::unique_ptr<DeviceStacks> build_stacks(Backend& backend, int index,
                                                            const DeviceStacks* host) const;
@@ -290,19 +229,9 @@ class MemoryManager {
   [[nodiscard]] DeviceId import_target(std::size_t bytes, std::optional<DeviceId> device) const;
   void check_owned(const MemoryResource* resource, std::string_view operation) const;
 
-  RawView allocate_named(std::string_view name, ElementType element, std::size_t count,
-                         const BufferConfig& config);
-  [[nodiscard]] RawView find_named(std::string_view name, ElementType element) const;
-  RawView grow_named(std::string_view name, ElementType element, std::size_t count);
-  [[nodiscard]] RawBuffer allocate_tagged(std::string_view name, ElementType element, std::size_t count,
-                                          const BufferConfig& config);
   // Where a mirror or a download of memory on `device` keeps its host copy: pinned memory of the device
   // where it serves some, the host's pool otherwise.
   [[nodiscard]] MemoryResource& host_copy_resource(DeviceId device);
-  void start_named_download(std::string_view name, ElementType element);
-  [[nodiscard]] std::span<const std::byte> wait_named_download(std::string_view name, ElementType element);
-  // Runs `transfer` on the buffer's memory and own stream, under the named-buffer mutex.
-  TransferFuture transfer_named(std::string_view name, ElementType element, const Transfer& transfer);
 
   MemoryConfig config_;
   PlatformInfo platform_;

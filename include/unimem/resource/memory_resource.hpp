@@ -10,6 +10,7 @@
 // may be reused by that stream at once and by any other stream only once an event recorded at the free has
 // completed. A null stream means host order: the caller has already synchronized.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -35,10 +36,18 @@ struct Allocation {
   [[nodiscard]] std::byte* host_ptr() const noexcept {
     return segment != nullptr && segment->host_ptr != nullptr ? segment->host_ptr + offset : nullptr;
   }
-  // The range's start as a native address, for backends whose handles are addresses (host, CUDA, simulated).
-  // For OpenCL the native handle is a cl_mem: use segment->native and offset instead.
+  // The range's start as a native address (a host, CUDA device or simulated pointer), or nullptr when the
+  // segment's native handle is not an address (Segment::native_is_address: an OpenCL cl_mem or SVM pointer).
+  // Then segment->native and offset name the range, and host_ptr() reaches it where the host can.
   [[nodiscard]] void* address() const noexcept {
-    return segment != nullptr ? static_cast<std::byte*>(segment->native) + offset : nullptr;
+    return segment != nullptr && segment->native_is_address
+               ? static_cast<std::byte*>(segment->native) + offset
+               : nullptr;
+  }
+  // The native handle plus the offset: address() where the handle is an address, otherwise a value that
+  // names the range in traces and reports (the trace format's pointer column), never to be dereferenced.
+  [[nodiscard]] const void* native_plus_offset() const noexcept {
+    return segment != nullptr ? static_cast<const std::byte*>(segment->native) + offset : nullptr;
   }
   [[nodiscard]] DeviceId device() const noexcept { return segment != nullptr ? segment->device : DeviceId{}; }
   [[nodiscard]] MemoryKind kind() const noexcept {
@@ -82,6 +91,20 @@ struct ResourceUsage {
   [[nodiscard]] double fragmentation() const noexcept {
     const std::size_t free = free_bytes();
     return free == 0 ? 0.0 : 1.0 - static_cast<double>(largest_free_range) / static_cast<double>(free);
+  }
+
+  // Adds another resource's figures, as a resource over two upstreams reports them: the largest free range
+  // is the larger of the two (no request spans both), every other field is the sum.
+  ResourceUsage& operator+=(const ResourceUsage& other) noexcept {
+    reserved_bytes += other.reserved_bytes;
+    in_use_bytes += other.in_use_bytes;
+    largest_free_range = std::max(largest_free_range, other.largest_free_range);
+    upstream_allocations += other.upstream_allocations;
+    upstream_deallocations += other.upstream_deallocations;
+    cache_hits += other.cache_hits;
+    cache_misses += other.cache_misses;
+    fallbacks += other.fallbacks;
+    return *this;
   }
 };
 

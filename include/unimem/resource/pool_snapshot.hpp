@@ -16,7 +16,7 @@
 
 namespace unimem {
 
-inline constexpr int kSnapshotSchemaVersion = 1;
+inline constexpr int kSnapshotSchemaVersion = 2;
 
 struct RangeSnapshot {
   std::size_t offset = 0;  // from the segment's start

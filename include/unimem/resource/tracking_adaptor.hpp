@@ -31,7 +31,7 @@ struct TrackedAllocation {
   std::size_t bytes = 0;
   DeviceId device;
   MemoryKind kind = MemoryKind::Host;
-  void* address = nullptr;  // Allocation::address(): the segment's native handle plus the offset
+  const void* address = nullptr;  // Allocation::native_plus_offset(): names it on every backend
   std::chrono::steady_clock::time_point allocated_at;
   std::vector<void*> frames;  // return addresses, innermost first; empty without capture_backtraces
 

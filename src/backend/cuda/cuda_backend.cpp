@@ -301,7 +301,7 @@ Backend::NativeAllocation CudaBackend::do_allocate(int device, MemoryKind kind, 
       throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Cuda, device}), memory.free_bytes,
                         memory.total_bytes, "ordinary host memory");
     }
-    return {p, static_cast<std::byte*>(p)};
+    return {p, static_cast<std::byte*>(p), true};
   }
   const DeviceGuard guard(device);
   const AllocationRequest request{device, kind, bytes};
@@ -317,7 +317,7 @@ Backend::NativeAllocation CudaBackend::do_allocate(int device, MemoryKind kind, 
   } else {
     check(cudaMallocManaged(&p, bytes, cudaMemAttachGlobal), "cudaMallocManaged", &request);
   }
-  return {p, kind == MemoryKind::Device ? nullptr : static_cast<std::byte*>(p)};
+  return {p, kind == MemoryKind::Device ? nullptr : static_cast<std::byte*>(p), true};
 }
 
 void CudaBackend::do_deallocate(const Segment& segment, Stream* stream) noexcept {

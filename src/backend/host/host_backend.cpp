@@ -79,7 +79,7 @@ Backend::NativeAllocation HostBackend::do_allocate(int device, MemoryKind /*kind
     const MemoryInfo mem = host_memory_info();
     throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Host, device}), mem.free_bytes, mem.total_bytes);
   }
-  return {p, static_cast<std::byte*>(p)};
+  return {p, static_cast<std::byte*>(p), true};
 }
 
 void HostBackend::do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept {

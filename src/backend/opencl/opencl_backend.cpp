@@ -526,7 +526,7 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
     case MemoryKind::Host: {
       void* p = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
       if (p == nullptr) out_of_memory(bytes, d.info.id, do_memory_info(device), "host allocation failed");
-      return {p, static_cast<std::byte*>(p)};
+      return {p, static_cast<std::byte*>(p), true};
     }
     case MemoryKind::Unified: {
       // clSVMAlloc accepts alignments only up to the largest OpenCL data type (128 bytes on PoCL), so
@@ -535,7 +535,8 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
                            checked_add(bytes, kDefaultAlignment), 0);
       if (p == nullptr) out_of_memory(bytes, d.info.id, do_memory_info(device), "clSVMAlloc returned null");
       const auto address = reinterpret_cast<std::uintptr_t>(p);
-      return {p, static_cast<std::byte*>(p) + (align_up(address, kDefaultAlignment) - address)};
+      // native is what clSVMFree needs, not the segment's first byte: not an address in Segment's sense.
+      return {p, static_cast<std::byte*>(p) + (align_up(address, kDefaultAlignment) - address), false};
     }
     case MemoryKind::Device: {
       cl_int err = CL_SUCCESS;
@@ -543,7 +544,7 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
       if (err != CL_SUCCESS) {
         allocation_failed(err, "clCreateBuffer", bytes, d.info.id, do_memory_info(device));
       }
-      return {mem, nullptr};
+      return {mem, nullptr, false};
     }
     case MemoryKind::PinnedHost:
       break;
@@ -571,7 +572,7 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
     allocation_failed(err, "clCreateSubBuffer", bytes, d.info.id, do_memory_info(device));
   }
   (void)parent.release();  // do_deallocate finds it again through the sub-buffer
-  return {sub, static_cast<std::byte*>(mapped) + region.origin};
+  return {sub, static_cast<std::byte*>(mapped) + region.origin, false};
 }
 
 void OpenCLBackend::do_deallocate(const Segment& segment, Stream* stream) noexcept {

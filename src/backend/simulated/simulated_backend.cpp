@@ -112,7 +112,7 @@ Backend::NativeAllocation SimulatedBackend::do_allocate(int device, MemoryKind /
     next_address_ += footprint;
   }
   used_[index] += bytes;
-  return {native, nullptr};
+  return {native, nullptr, true};
 }
 
 void SimulatedBackend::do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept {
