@@ -251,6 +251,9 @@ struct TransferEngine::Impl {
       if (dst.backend() == src.backend()) {
         if (dst.device() == src.device()) return TransferStrategy::DeviceLocal;
         if (peer_access(dst, src)) return TransferStrategy::Peer;
+        // Both memories are host RAM: the backend's own copy moves the bytes once, staging would move them
+        // twice.
+        if (shares_host_memory(dst) && shares_host_memory(src)) return TransferStrategy::Direct;
       }
       return TransferStrategy::HostStaged;
     }

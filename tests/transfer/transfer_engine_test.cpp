@@ -121,6 +121,13 @@ TEST(TransferEngine, ChoosesTheStrategyFromWhereTheBytesAre) {
       opencl != nullptr && opencl->device_info(0).capabilities.host_unified_memory
           ? TransferStrategy::Direct
           : TransferStrategy::PinnedStaging;
+  // Two such devices copy directly too; others stage through the host (OpenCL has no peer access).
+  const TransferStrategy between_opencl_devices =
+      opencl != nullptr && opencl->device_count() > 1 &&
+              opencl->device_info(0).capabilities.host_unified_memory &&
+              opencl->device_info(1).capabilities.host_unified_memory
+          ? TransferStrategy::Direct
+          : TransferStrategy::HostStaged;
   const Expectation expectations[] = {
       {"pageable", "pageable", TransferStrategy::Direct},
       {"pageable", "host_memory", TransferStrategy::Direct},
@@ -133,7 +140,7 @@ TEST(TransferEngine, ChoosesTheStrategyFromWhereTheBytesAre) {
       {"opencl0_device", "opencl0_unified", TransferStrategy::Direct},
       {"opencl1_pinned", "opencl0_device", TransferStrategy::Direct},
       {"opencl0_device", "opencl0_device", TransferStrategy::DeviceLocal},
-      {"opencl0_device", "opencl1_device", TransferStrategy::HostStaged},
+      {"opencl0_device", "opencl1_device", between_opencl_devices},
       {"opencl0_device", "sim0", TransferStrategy::HostStaged},
       {"opencl0_pinned", "opencl0_unified", TransferStrategy::Direct},
   };

@@ -39,15 +39,16 @@ class InstantEvent final : public Event {
   double do_elapsed_ms_since(Event& /*start*/) override { return 0.0; }
 };
 
-// One device with device memory the host cannot dereference and pinned host memory, like a GPU; whether its
-// device memory is host RAM (an integrated GPU, a CPU device) is the constructor's choice. Counts its copies.
+// Two devices with device memory the host cannot dereference and pinned host memory, like GPUs, without peer
+// access; whether their device memory is host RAM (integrated GPUs, CPU devices) is the constructor's choice.
+// Counts its copies.
 class TestGpuBackend final : public Backend {
  public:
   explicit TestGpuBackend(bool host_unified_memory)
       : Backend(BackendKind::Simulated), host_unified_memory_(host_unified_memory) {}
 
-  [[nodiscard]] BackendStatus status() const override { return {true, true, "one test GPU"}; }
-  [[nodiscard]] int device_count() const noexcept override { return 1; }
+  [[nodiscard]] BackendStatus status() const override { return {true, true, "two test GPUs"}; }
+  [[nodiscard]] int device_count() const noexcept override { return 2; }
 
   int copies = 0;
 
@@ -156,6 +157,28 @@ TEST(TransferStrategyChoice, PageableMemoryGoesDirectToADeviceWhoseMemoryIsHostR
   gpu.copies = 0;
   (void)round_trip(engine, gpu, kBytes, TransferOptions{TransferStrategy::PinnedStaging});
   EXPECT_EQ(gpu.copies, 2 * 6);
+}
+
+TEST(TransferStrategyChoice, TwoDevicesWhoseMemoryIsHostRamCopyDirectlyOthersStage) {
+  for (const bool host_ram : {false, true}) {
+    TestGpuBackend gpus(host_ram);
+    TransferEngine engine(small_chunks());
+    constexpr std::size_t kBytes = 4 * KiB + 5;
+    const Segment first = gpus.allocate(0, MemoryKind::Device, kBytes);
+    const Segment second = gpus.allocate(1, MemoryKind::Device, kBytes);
+    const std::vector<std::byte> source = pattern(kBytes, 11);
+    gpus.copy(first, 0, Segment::host_view(static_cast<const void*>(source.data()), kBytes), 0, kBytes);
+    EXPECT_EQ(engine.choose_strategy(TransferEndpoint::from(second), TransferEndpoint::from(first)),
+              host_ram ? TransferStrategy::Direct : TransferStrategy::HostStaged);
+    gpus.copies = 0;
+    engine.copy(TransferEndpoint::from(second), TransferEndpoint::from(first), kBytes);
+    EXPECT_EQ(gpus.copies, host_ram ? 1 : 2 * 5) << "one copy, or two hops of five chunks";
+    std::vector<std::byte> back(kBytes);
+    gpus.copy(Segment::host_view(back.data(), kBytes), 0, second, 0, kBytes);
+    EXPECT_EQ(first_difference(back, source), -1) << (host_ram ? "direct" : "staged");
+    gpus.deallocate(first);
+    gpus.deallocate(second);
+  }
 }
 
 TEST(TransferStrategyChoice, OpenCLDevicesFollowWhatTheyReport) {

@@ -5,6 +5,7 @@
 //   both sides host-visible, or device memory and pinned/unified memory of its backend -> Direct
 //   device memory of one device on both sides                                         -> DeviceLocal
 //   two devices of one backend with peer access enabled                              -> Peer
+//   two devices of one backend whose memories are both host RAM                       -> Direct
 //   pageable host memory and memory of a device that shares the host's RAM            -> Direct
 //   pageable host memory and device memory (the device has pinned memory)             -> PinnedStaging
 //   device memory of two devices with no direct path (two backends, no peer access)   -> HostStaged

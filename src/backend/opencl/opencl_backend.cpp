@@ -403,6 +403,17 @@ class QueuesDrained {
   cl_command_queue second_;
 };
 
+// The SVM under a buffer, freed by the buffer's destructor callback once no command uses the buffer any more.
+struct SvmStorage {
+  cl_context context;
+  void* memory;
+};
+
+void CL_CALLBACK free_svm_storage(cl_mem /*mem*/, void* user) {
+  const std::unique_ptr<SvmStorage> storage(static_cast<SvmStorage*>(user));
+  clSVMFree(storage->context, storage->memory);
+}
+
 bool is_buffer(const Segment& segment, const Backend* self) {
   return segment.owner == self && segment.kind == MemoryKind::Device;
 }
@@ -416,7 +427,10 @@ struct OpenCLBackend::Impl {
     cl_command_queue queue = nullptr;  // the default queue: work without a stream
     bool opencl2 = false;              // the platform has clCreateCommandQueueWithProperties
     bool svm_migration = false;        // the platform has clEnqueueSVMMigrateMem (OpenCL 2.1)
-    DeviceInfo info;                   // all but the free memory, which changes
+    // Device buffers live in fine-grained SVM wrapped in a cl_mem (the device's memory is host RAM and it has
+    // such SVM): synchronous copies and memsets then run on the calling thread, without a command.
+    bool host_memory_buffers = false;
+    DeviceInfo info;  // all but the free memory, which changes
   };
 
   std::vector<Device> devices;
@@ -521,7 +535,19 @@ struct OpenCLBackend::Impl {
         .unified = fine_grain_svm,
         .host_visible_device = false,
         .host_unified_memory = device_value<cl_bool>(id, CL_DEVICE_HOST_UNIFIED_MEMORY) != CL_FALSE};
+    d.host_memory_buffers = d.info.capabilities.host_unified_memory && fine_grain_svm;
     devices.push_back(std::move(d));
+  }
+
+  // Where the host reaches byte 0 of one of this backend's device buffers: the SVM under it on a device with
+  // host_memory_buffers, nullptr otherwise (the buffer is then only reached by commands).
+  [[nodiscard]] std::byte* host_address(const Segment& buffer) const {
+    if (!devices[static_cast<std::size_t>(buffer.device.index)].host_memory_buffers) return nullptr;
+    void* storage = nullptr;
+    check(clGetMemObjectInfo(static_cast<cl_mem>(buffer.native), CL_MEM_HOST_PTR, sizeof storage, &storage,
+                             nullptr),
+          "clGetMemObjectInfo");
+    return static_cast<std::byte*>(storage);
   }
 
   // A window of a device buffer, for copy_between_devices.
@@ -638,6 +664,32 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
     }
     case MemoryKind::Device: {
       cl_int err = CL_SUCCESS;
+      if (d.host_memory_buffers) {
+        // A buffer made with CL_MEM_USE_HOST_PTR over fine-grained SVM has that memory as its storage (OpenCL
+        // 2.0, clCreateBuffer), which the host may touch between commands without mapping it. The SVM is
+        // freed when the buffer is destroyed, after the last command using it.
+        auto storage = std::make_unique<SvmStorage>();
+        void* svm = clSVMAlloc(d.context, CL_MEM_READ_WRITE | CL_MEM_SVM_FINE_GRAIN_BUFFER, bytes, 0);
+        if (svm == nullptr) {
+          out_of_memory(bytes, d.info.id, do_memory_info(device), "clSVMAlloc returned null");
+        }
+        const cl_mem mem =
+            clCreateBuffer(d.context, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, svm, &err);
+        if (err != CL_SUCCESS) {
+          clSVMFree(d.context, svm);
+          allocation_failed(err, "clCreateBuffer over SVM", bytes, d.info.id, do_memory_info(device));
+        }
+        MemHandle buffer(mem);
+        *storage = SvmStorage{d.context, svm};
+        err = clSetMemObjectDestructorCallback(mem, &free_svm_storage, storage.get());
+        if (err != CL_SUCCESS) {
+          buffer.reset();  // no command has used it yet: the SVM can go at once
+          clSVMFree(d.context, svm);
+          fail(err, "clSetMemObjectDestructorCallback");
+        }
+        (void)storage.release();  // the callback frees it
+        return {buffer.release(), nullptr};
+      }
       const cl_mem mem = clCreateBuffer(d.context, CL_MEM_READ_WRITE, bytes, nullptr, &err);
       if (err != CL_SUCCESS) {
         allocation_failed(err, "clCreateBuffer", bytes, d.info.id, do_memory_info(device));
@@ -710,6 +762,11 @@ void OpenCLBackend::do_deallocate(const Segment& segment, Stream* stream) noexce
 
 void OpenCLBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
                               Stream* stream) {
+  if (std::byte* storage = stream == nullptr && is_buffer(dst, this) ? impl_->host_address(dst) : nullptr) {
+    // Synchronous, on memory the host reaches: no command to hand to the driver's thread and wait for.
+    std::memset(storage + offset, value, bytes);
+    return;
+  }
   if (is_buffer(dst, this)) {
     const auto mem = static_cast<cl_mem>(dst.native);
     run(impl_->target(dst.device.index, stream), "clEnqueueFillBuffer",
@@ -727,6 +784,17 @@ void OpenCLBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Se
                             std::size_t src_offset, std::size_t bytes, Stream* stream) {
   const bool dst_buffer = is_buffer(dst, this);
   const bool src_buffer = is_buffer(src, this);
+  if (stream == nullptr && (dst_buffer || src_buffer)) {
+    // A synchronous copy between memory the host reaches (device buffers over SVM included, of any two
+    // devices) runs on the calling thread: a command would cost a hand-off to the driver's thread and back,
+    // more than a megabyte's memcpy.
+    std::byte* to = dst_buffer ? impl_->host_address(dst) : dst.host_ptr;
+    const std::byte* from = src_buffer ? impl_->host_address(src) : src.host_ptr;
+    if (to != nullptr && from != nullptr) {
+      std::memmove(to + dst_offset, from + src_offset, bytes);
+      return;
+    }
+  }
 
   if (!dst_buffer && !src_buffer) {
     // Both host-visible (pinned, SVM, host, views): the host copies, after the stream's earlier work.
