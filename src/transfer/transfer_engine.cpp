@@ -63,6 +63,7 @@ struct DeviceResources {
   std::unique_ptr<BackendResource> own_staging_memory;  // when no staging resource was given for the device
   std::unique_ptr<StagingPool> staging;                 // null: the device has no memory to stage through
   bool staging_resolved = false;
+  std::optional<bool> host_unified_memory;  // the device's capability, read once
 };
 
 // A stream of one device for the length of one transfer. It goes back for reuse once its work has completed;
@@ -217,6 +218,18 @@ struct TransferEngine::Impl {
     return r.staging.get();
   }
 
+  // True when the endpoint's device keeps its memory in the host's own RAM
+  // (Capabilities::host_unified_memory): its backend then copies pageable memory at host speed and staging
+  // would only add a memcpy.
+  bool shares_host_memory(const TransferEndpoint& side) {
+    DeviceResources& r = resources(*side.backend(), side.device().index);
+    const std::lock_guard lock(r.mutex);
+    if (!r.host_unified_memory) {
+      r.host_unified_memory = r.backend->device_info(r.device).capabilities.host_unified_memory;
+    }
+    return *r.host_unified_memory;
+  }
+
   // Ordinary host memory, for staging between devices that have no pinned memory.
   StagingPool& host_staging() {
     DeviceResources& r = resources(host, 0);
@@ -238,12 +251,17 @@ struct TransferEngine::Impl {
       if (dst.backend() == src.backend()) {
         if (dst.device() == src.device()) return TransferStrategy::DeviceLocal;
         if (peer_access(dst, src)) return TransferStrategy::Peer;
+        // Both memories are host RAM: the backend's own copy moves the bytes once, staging would move them
+        // twice.
+        if (shares_host_memory(dst) && shares_host_memory(src)) return TransferStrategy::Direct;
       }
       return TransferStrategy::HostStaged;
     }
     const TransferEndpoint& device_side = device_dst ? dst : src;
     const TransferEndpoint& host_side = device_dst ? src : dst;
-    if (reached_directly(host_side, device_side)) return TransferStrategy::Direct;
+    if (reached_directly(host_side, device_side) || shares_host_memory(device_side)) {
+      return TransferStrategy::Direct;
+    }
     // Without pinned memory there is nothing better than the backend's own copy from pageable memory.
     return pinned_staging(device_side) != nullptr ? TransferStrategy::PinnedStaging
                                                   : TransferStrategy::Direct;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -128,6 +129,10 @@ TEST_F(OpenCLBackendTest, DeviceInfoReportsOpenCLFields) {
     EXPECT_FALSE(info.capabilities.host_visible_device);
     EXPECT_TRUE(info.peers.empty()) << "devices sit in separate contexts";
     EXPECT_EQ(backend_->supports(d, MemoryKind::Unified), info.capabilities.unified);
+    // PoCL's CPU devices keep buffers in host RAM and say so (CL_DEVICE_HOST_UNIFIED_MEMORY).
+    if (info.name.rfind("pthread", 0) == 0 || info.name.rfind("cpu", 0) == 0) {
+      EXPECT_TRUE(info.capabilities.host_unified_memory) << info.name;
+    }
   }
 }
 
@@ -236,6 +241,53 @@ TEST_F(OpenCLBackendTest, DeviceMemoryCopiesBetweenTwoDevicesBothWays) {
   EXPECT_EQ(read_back(*backend_, a.segment, 97, n - 3), backward);
   EXPECT_EQ(read_back(*backend_, a.segment, 13, 84),
             std::vector<std::uint8_t>(forward.begin(), forward.begin() + 84));
+}
+
+TEST_F(OpenCLBackendTest, CopiesBetweenDevicesOfEverySizeAroundTheStagingChunk) {
+  if (!two_devices()) GTEST_SKIP() << kNeedsTwoDevices;
+  constexpr std::size_t kChunk = 4 * unimem::MiB;  // the backend's staging chunk
+  const std::size_t sizes[] = {1, kChunk - 1, kChunk, kChunk + 1, 2 * kChunk, 3 * kChunk + 5};
+  const std::size_t size = 3 * kChunk + 64;
+  const Owned a(*backend_, 0, MemoryKind::Device, size);
+  const Owned b(*backend_, 1, MemoryKind::Device, size);
+  std::uint32_t seed = 40;
+  for (const std::size_t n : sizes) {
+    const auto data = pattern(n, ++seed);
+    write(*backend_, a.segment, 7, data);
+    backend_->memset(b.segment, 0, 0xC3, size);
+    backend_->copy(b.segment, 3, a.segment, 7, n);
+    EXPECT_EQ(read_back(*backend_, b.segment, 3, n), data) << n << " bytes";
+    EXPECT_EQ(read_back(*backend_, b.segment, 3 + n, 1), std::vector<std::uint8_t>(1, 0xC3)) << n << " bytes";
+    EXPECT_EQ(read_back(*backend_, b.segment, 0, 3), std::vector<std::uint8_t>(3, 0xC3)) << n << " bytes";
+  }
+}
+
+TEST_F(OpenCLBackendTest, CopiesBetweenDevicesRejectRangesPastTheSegmentAndSkipZeroBytes) {
+  if (!two_devices()) GTEST_SKIP() << kNeedsTwoDevices;
+  const Owned a(*backend_, 0, MemoryKind::Device, 1024);
+  const Owned b(*backend_, 1, MemoryKind::Device, 1024);
+  write(*backend_, a.segment, 0, pattern(1024, 3));
+  backend_->memset(b.segment, 0, 0x11, 1024);
+  backend_->copy(b.segment, 0, a.segment, 0, 0);  // validated, then nothing to do
+  EXPECT_EQ(read_back(*backend_, b.segment, 0, 1024), std::vector<std::uint8_t>(1024, 0x11));
+  EXPECT_THROW(backend_->copy(b.segment, 1025, a.segment, 0, 0), unimem::InvalidArgument);
+  EXPECT_THROW(backend_->copy(b.segment, 0, a.segment, 1, 1024), unimem::InvalidArgument);
+  EXPECT_THROW(backend_->copy(b.segment, 1000, a.segment, 0, 25), unimem::InvalidArgument);
+}
+
+TEST_F(OpenCLBackendTest, AnEventPolledWithoutWaitingCompletes) {
+  // record() leaves the marker unflushed; query() must issue it, or a polling loop would spin for ever.
+  const std::size_t n = unimem::MiB;
+  const Owned s(*backend_, 0, MemoryKind::Device, n);
+  const auto data = pattern(n, 9);
+  auto stream = backend_->create_stream(0);
+  auto done = backend_->create_event(0);
+  backend_->copy(s.segment, 0, Segment::host_view(data.data(), n), 0, n, stream.get());
+  done->record(*stream);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done->query() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(done->query());
+  EXPECT_EQ(read_back(*backend_, s.segment, 0, n), data);
 }
 
 TEST_F(OpenCLBackendTest, OverlappingCopyWithinOneBufferBehavesLikeMemmove) {

@@ -184,7 +184,7 @@ TEST(P2PManager, CopiesPeerToPeerWhereEnabledAndStagedWhereNot) {
   EXPECT_THROW((void)p2p.can_access(0, 2), InvalidArgument);
 }
 
-TEST(P2PManager, OpenCLDevicesHaveNoPeersAndStageThroughTheHost) {
+TEST(P2PManager, OpenCLDevicesHaveNoPeersAndCopyThroughTheHost) {
   std::string why;
   Backend* opencl = backend_serving(BackendKind::OpenCL, 1, MemoryKind::Device, why);
   if (opencl == nullptr) GTEST_SKIP() << why;
@@ -199,8 +199,17 @@ TEST(P2PManager, OpenCLDevicesHaveNoPeersAndStageThroughTheHost) {
   DeviceMemory second(*opencl, 1, 3 * MiB + 1);
   const std::vector<std::byte> bytes = pattern(3 * MiB + 1, 32);
   first.write(bytes);
-  EXPECT_EQ(p2p.copy(second.endpoint(), first.endpoint(), 3 * MiB + 1), TransferStrategy::HostStaged);
+  // Devices whose memory is host RAM (PoCL's) copy directly; others stage through a host buffer.
+  const bool host_ram = opencl->device_info(0).capabilities.host_unified_memory &&
+                        opencl->device_info(1).capabilities.host_unified_memory;
+  EXPECT_EQ(p2p.copy(second.endpoint(), first.endpoint(), 3 * MiB + 1),
+            host_ram ? TransferStrategy::Direct : TransferStrategy::HostStaged);
   EXPECT_EQ(first_difference(second.read(), bytes), -1);
+  const std::vector<std::byte> staged = pattern(3 * MiB + 1, 33);
+  first.write(staged);
+  engine.copy(second.endpoint(), first.endpoint(), 3 * MiB + 1,
+              TransferOptions{TransferStrategy::HostStaged});
+  EXPECT_EQ(first_difference(second.read(), staged), -1);
   std::vector<std::byte> host(16);
   const std::string message = message_of<InvalidArgument>(
       [&] { (void)p2p.copy(TransferEndpoint::host(std::span(host)), first.endpoint(), 16); });

@@ -47,7 +47,8 @@ nlohmann::json device_json(const DeviceInfo& d) {
        {{"device_memory", d.capabilities.device_memory},
         {"pinned_host", d.capabilities.pinned_host},
         {"unified", d.capabilities.unified},
-        {"host_visible_device", d.capabilities.host_visible_device}}},
+        {"host_visible_device", d.capabilities.host_visible_device},
+        {"host_unified_memory", d.capabilities.host_unified_memory}}},
       {"peers", d.peers},
   };
 }

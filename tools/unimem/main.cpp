@@ -195,9 +195,9 @@ int main(int argc, char** argv) {
   auto* transfer = bench->add_subcommand("transfer", "Backend::copy bandwidth per device, against memcpy");
   transfer->add_option("--device", transfer_devices, "Devices (default: every host, OpenCL and CUDA device)")
       ->expected(1, -1);
-  transfer->add_option("--size", transfer_sizes, "Copy sizes (default: 4KiB to 256MiB, steps of 4x)")
+  transfer->add_option("--size", transfer_sizes, "Copy sizes (default: 1MiB to 1GiB, steps of 4x)")
       ->expected(1, -1);
-  transfer->add_option("--repeat", transfer_options.repeat, "Repeats; the best counts")
+  transfer->add_option("--repeat", transfer_options.repeat, "Repeats; best, median and worst are reported")
       ->check(CLI::Range(1, kMaxRepeat));
   transfer->add_flag("--json", transfer_json, "Print JSON instead of a table");
 

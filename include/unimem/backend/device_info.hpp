@@ -10,11 +10,16 @@ namespace unimem {
 
 // Which kinds of memory a device serves. `host_visible_device` means the host can dereference the device's
 // own memory (the host backend, a backed simulated device); it is false for discrete GPUs.
+// `host_unified_memory` means the device's memory is the host's own physical memory even where the host
+// cannot dereference it (OpenCL's CL_DEVICE_HOST_UNIFIED_MEMORY: CPU devices, integrated GPUs; CUDA's
+// integrated GPUs): a copy from pageable memory then moves bytes as fast as one from pinned memory, and
+// staging through pinned memory would only add a memcpy.
 struct Capabilities {
   bool device_memory = false;
   bool pinned_host = false;
   bool unified = false;
   bool host_visible_device = false;
+  bool host_unified_memory = false;
 
   [[nodiscard]] bool supports(MemoryKind kind) const noexcept;
 };

@@ -5,11 +5,15 @@
 //   both sides host-visible, or device memory and pinned/unified memory of its backend -> Direct
 //   device memory of one device on both sides                                         -> DeviceLocal
 //   two devices of one backend with peer access enabled                              -> Peer
+//   two devices of one backend whose memories are both host RAM                       -> Direct
+//   pageable host memory and memory of a device that shares the host's RAM            -> Direct
 //   pageable host memory and device memory (the device has pinned memory)             -> PinnedStaging
 //   device memory of two devices with no direct path (two backends, no peer access)   -> HostStaged
 //
-// (A device without pinned memory, such as a simulated one, gets Direct for pageable memory: there is nothing
-// better to stage through.) TransferOptions::strategy forces one instead.
+// (A device whose memory is host RAM (Capabilities::host_unified_memory: PoCL's CPU devices, integrated GPUs)
+// copies pageable memory at memcpy speed, so staging would only add a second memcpy; a device without pinned
+// memory, such as a simulated one, has nothing to stage through. Both get Direct for pageable memory.)
+// TransferOptions::strategy forces one instead.
 //
 // Staged strategies move the bytes in chunks through staging buffers (pinned memory of a device involved,
 // from a StagingPool per device, created on first use and reused), `pipeline_depth` buffers per transfer, so

@@ -226,7 +226,8 @@ CudaDevice discover(int device, int count, int driver, int runtime) {
                                    .unified = prop.managedMemory != 0,
                                    // cudaMalloc memory is never dereferenceable from the host, even where
                                    // the GPU can read pageable host memory (pageableMemoryAccess).
-                                   .host_visible_device = false};
+                                   .host_visible_device = false,
+                                   .host_unified_memory = prop.integrated != 0};
   for (int peer = 0; peer < count; ++peer) {
     int can_access = 0;
     if (peer != device) check(cudaDeviceCanAccessPeer(&can_access, device, peer), "cudaDeviceCanAccessPeer");

@@ -63,8 +63,11 @@ DeviceInfo HostBackend::do_device_info(int device) const {
   info.driver = "libstdc++ aligned operator new";
   info.memory = host_memory_info();
   info.max_allocation_bytes = info.memory.total_bytes;
-  info.capabilities = Capabilities{
-      .device_memory = true, .pinned_host = false, .unified = false, .host_visible_device = true};
+  info.capabilities = Capabilities{.device_memory = true,
+                                   .pinned_host = false,
+                                   .unified = false,
+                                   .host_visible_device = true,
+                                   .host_unified_memory = true};
   return info;
 }
 

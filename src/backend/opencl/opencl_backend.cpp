@@ -7,6 +7,7 @@
 #include <CL/cl_ext.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -292,12 +293,31 @@ class OpenCLEvent final : public Event {
     (void)callback_stamp.release();  // the callback frees it
     marker_ = std::move(marker);
     stamp_ = std::move(stamp);
-    check(clFlush(queue), "clFlush");
+    // No flush of its own: the commands before the marker were flushed as they were enqueued
+    // (OpenCLStream::submitted), and the marker itself is issued by the first of synchronize()
+    // (clWaitForEvents flushes implicitly), query() or make_wait() (which flush first). A staged copy records
+    // one event per chunk and waits on it, so each chunk costs the one flush of its copy.
+    queue_ = queue;
+    unflushed_ = true;
   }
 
-  bool do_query() override { return completed(marker_.get(), "event query"); }
+  // Issues the marker to the device, once, where no blocking call will. A marker that has completed needs
+  // none, and its queue may be gone (a stream finishes its queue before releasing it).
+  void flush_marker() {
+    if (!unflushed_) return;
+    if (!completed(marker_.get(), "event query")) check(clFlush(queue_), "clFlush");
+    unflushed_ = false;
+  }
 
-  void do_synchronize() override { wait_for(marker_.get(), "clWaitForEvents"); }
+  bool do_query() override {
+    flush_marker();
+    return completed(marker_.get(), "event query");
+  }
+
+  void do_synchronize() override {
+    wait_for(marker_.get(), "clWaitForEvents");
+    unflushed_ = false;
+  }
 
   void do_make_wait(Stream& stream) override {
     OpenCLStream& waiter = opencl_stream(stream);
@@ -306,6 +326,7 @@ class OpenCLEvent final : public Event {
       do_synchronize();
       return;
     }
+    flush_marker();  // another queue may wait only on commands that have been flushed
     cl_event marker = marker_.get();
     cl_event raw = nullptr;
     check(clEnqueueBarrierWithWaitList(waiter.queue(), 1, &marker, &raw), "clEnqueueBarrierWithWaitList");
@@ -337,6 +358,8 @@ class OpenCLEvent final : public Event {
 
   EventHandle marker_;
   std::shared_ptr<CompletionStamp> stamp_;
+  cl_command_queue queue_ = nullptr;  // the queue of the marker, while it may be unflushed
+  bool unflushed_ = false;
 };
 
 // Where an operation runs: a stream, which the caller does not wait for, or a default queue, which it does.
@@ -362,6 +385,35 @@ void drain(Stream& stream) {
   check(clFinish(opencl_stream(stream).queue()), "clFinish");
 }
 
+// Finishes two queues when it goes out of scope: host memory their commands use may be freed after it.
+class QueuesDrained {
+ public:
+  QueuesDrained(cl_command_queue first, cl_command_queue second) noexcept : first_(first), second_(second) {}
+  ~QueuesDrained() {
+    report(clFinish(first_), "clFinish");
+    report(clFinish(second_), "clFinish");
+  }
+  QueuesDrained(const QueuesDrained&) = delete;
+  QueuesDrained& operator=(const QueuesDrained&) = delete;
+  QueuesDrained(QueuesDrained&&) = delete;
+  QueuesDrained& operator=(QueuesDrained&&) = delete;
+
+ private:
+  cl_command_queue first_;
+  cl_command_queue second_;
+};
+
+// The SVM under a buffer, freed by the buffer's destructor callback once no command uses the buffer any more.
+struct SvmStorage {
+  cl_context context;
+  void* memory;
+};
+
+void CL_CALLBACK free_svm_storage(cl_mem /*mem*/, void* user) {
+  const std::unique_ptr<SvmStorage> storage(static_cast<SvmStorage*>(user));
+  clSVMFree(storage->context, storage->memory);
+}
+
 bool is_buffer(const Segment& segment, const Backend* self) {
   return segment.owner == self && segment.kind == MemoryKind::Device;
 }
@@ -375,7 +427,10 @@ struct OpenCLBackend::Impl {
     cl_command_queue queue = nullptr;  // the default queue: work without a stream
     bool opencl2 = false;              // the platform has clCreateCommandQueueWithProperties
     bool svm_migration = false;        // the platform has clEnqueueSVMMigrateMem (OpenCL 2.1)
-    DeviceInfo info;                   // all but the free memory, which changes
+    // Device buffers live in fine-grained SVM wrapped in a cl_mem (the device's memory is host RAM and it has
+    // such SVM): synchronous copies and memsets then run on the calling thread, without a command.
+    bool host_memory_buffers = false;
+    DeviceInfo info;  // all but the free memory, which changes
   };
 
   std::vector<Device> devices;
@@ -475,8 +530,78 @@ struct OpenCLBackend::Impl {
         d.opencl2 && (device_value<cl_device_svm_capabilities>(id, CL_DEVICE_SVM_CAPABILITIES) &
                       CL_DEVICE_SVM_FINE_GRAIN_BUFFER) != 0;
     d.info.capabilities = Capabilities{
-        .device_memory = true, .pinned_host = true, .unified = fine_grain_svm, .host_visible_device = false};
+        .device_memory = true,
+        .pinned_host = true,
+        .unified = fine_grain_svm,
+        .host_visible_device = false,
+        .host_unified_memory = device_value<cl_bool>(id, CL_DEVICE_HOST_UNIFIED_MEMORY) != CL_FALSE};
+    d.host_memory_buffers = d.info.capabilities.host_unified_memory && fine_grain_svm;
     devices.push_back(std::move(d));
+  }
+
+  // Where the host reaches byte 0 of one of this backend's device buffers: the SVM under it on a device with
+  // host_memory_buffers, nullptr otherwise (the buffer is then only reached by commands).
+  [[nodiscard]] std::byte* host_address(const Segment& buffer) const {
+    if (!devices[static_cast<std::size_t>(buffer.device.index)].host_memory_buffers) return nullptr;
+    void* storage = nullptr;
+    check(clGetMemObjectInfo(static_cast<cl_mem>(buffer.native), CL_MEM_HOST_PTR, sizeof storage, &storage,
+                             nullptr),
+          "clGetMemObjectInfo");
+    return static_cast<std::byte*>(storage);
+  }
+
+  // A window of a device buffer, for copy_between_devices.
+  struct BufferAt {
+    cl_mem mem;
+    std::size_t offset;
+    int device;
+  };
+
+  // Copies between buffers of two devices through two host buffers of kStagingChunk: the read of chunk n + 1
+  // on the source's queue runs while chunk n is written on the destination's, so that the two drivers' copies
+  // overlap. The host waits between the hops, as an event cannot make a queue of another context wait. (The
+  // transfer engine's HostStaged strategy pipelines the same way through pooled pinned buffers, without this
+  // copy's allocation of its staging memory; it is what copies between devices above the backend layer use.)
+  void copy_between_devices(const BufferAt& dst, const BufferAt& src, std::size_t bytes) {
+    const cl_command_queue from = devices[static_cast<std::size_t>(src.device)].queue;
+    const cl_command_queue to = devices[static_cast<std::size_t>(dst.device)].queue;
+    const std::size_t chunk = std::min(bytes, kStagingChunk);
+    const std::size_t chunks = bytes / chunk + (bytes % chunk != 0 ? 1 : 0);
+    const std::size_t slots = std::min<std::size_t>(chunks, 2);
+    AlignedBuffer staging(slots * chunk);
+    // On every path, the commands that use the staging memory end before it is freed.
+    const QueuesDrained drained(from, to);
+    std::array<EventHandle, 2> reads;
+    std::array<EventHandle, 2> writes;
+    const auto buffer = [&](std::size_t i) { return staging.data() + (i % slots) * chunk; };
+    const auto length = [&](std::size_t i) { return std::min(chunk, bytes - i * chunk); };
+    const auto read = [&](std::size_t i) {
+      cl_event raw = nullptr;
+      check(clEnqueueReadBuffer(from, src.mem, CL_FALSE, src.offset + i * chunk, length(i), buffer(i), 0,
+                                nullptr, &raw),
+            "clEnqueueReadBuffer");
+      reads[i % slots].reset(raw);
+      check(clFlush(from), "clFlush");
+    };
+    read(0);
+    for (std::size_t i = 0; i < chunks; ++i) {
+      wait_for(reads[i % slots].get(), "clEnqueueReadBuffer");
+      cl_event raw = nullptr;
+      check(clEnqueueWriteBuffer(to, dst.mem, CL_FALSE, dst.offset + i * chunk, length(i), buffer(i), 0,
+                                 nullptr, &raw),
+            "clEnqueueWriteBuffer");
+      writes[i % slots].reset(raw);
+      check(clFlush(to), "clFlush");
+      if (i + 1 == chunks) break;
+      // The next chunk's buffer is free once the write of the chunk before this one has left it.
+      if (const EventHandle& previous = writes[(i + 1) % slots]; previous != nullptr) {
+        wait_for(previous.get(), "clEnqueueWriteBuffer");
+      }
+      read(i + 1);
+    }
+    for (const EventHandle& write : writes) {
+      if (write != nullptr) wait_for(write.get(), "clEnqueueWriteBuffer");
+    }
   }
 
   // The stream's queue when it belongs to `device`; otherwise the device's default queue, synchronously and
@@ -540,6 +665,32 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
     }
     case MemoryKind::Device: {
       cl_int err = CL_SUCCESS;
+      if (d.host_memory_buffers) {
+        // A buffer made with CL_MEM_USE_HOST_PTR over fine-grained SVM has that memory as its storage (OpenCL
+        // 2.0, clCreateBuffer), which the host may touch between commands without mapping it. The SVM is
+        // freed when the buffer is destroyed, after the last command using it.
+        auto storage = std::make_unique<SvmStorage>();
+        void* svm = clSVMAlloc(d.context, CL_MEM_READ_WRITE | CL_MEM_SVM_FINE_GRAIN_BUFFER, bytes, 0);
+        if (svm == nullptr) {
+          out_of_memory(bytes, d.info.id, do_memory_info(device), "clSVMAlloc returned null");
+        }
+        const cl_mem mem =
+            clCreateBuffer(d.context, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, svm, &err);
+        if (err != CL_SUCCESS) {
+          clSVMFree(d.context, svm);
+          allocation_failed(err, "clCreateBuffer over SVM", bytes, d.info.id, do_memory_info(device));
+        }
+        MemHandle buffer(mem);
+        *storage = SvmStorage{d.context, svm};
+        err = clSetMemObjectDestructorCallback(mem, &free_svm_storage, storage.get());
+        if (err != CL_SUCCESS) {
+          buffer.reset();  // no command has used it yet: the SVM can go at once
+          clSVMFree(d.context, svm);
+          fail(err, "clSetMemObjectDestructorCallback");
+        }
+        (void)storage.release();  // the callback frees it
+        return {buffer.release(), nullptr};
+      }
       const cl_mem mem = clCreateBuffer(d.context, CL_MEM_READ_WRITE, bytes, nullptr, &err);
       if (err != CL_SUCCESS) {
         allocation_failed(err, "clCreateBuffer", bytes, d.info.id, do_memory_info(device));
@@ -612,6 +763,11 @@ void OpenCLBackend::do_deallocate(const Segment& segment, Stream* stream) noexce
 
 void OpenCLBackend::do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
                               Stream* stream) {
+  if (std::byte* storage = stream == nullptr && is_buffer(dst, this) ? impl_->host_address(dst) : nullptr) {
+    // Synchronous, on memory the host reaches: no command to hand to the driver's thread and wait for.
+    std::memset(storage + offset, value, bytes);
+    return;
+  }
   if (is_buffer(dst, this)) {
     const auto mem = static_cast<cl_mem>(dst.native);
     run(impl_->target(dst.device.index, stream), "clEnqueueFillBuffer",
@@ -629,6 +785,17 @@ void OpenCLBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Se
                             std::size_t src_offset, std::size_t bytes, Stream* stream) {
   const bool dst_buffer = is_buffer(dst, this);
   const bool src_buffer = is_buffer(src, this);
+  if (stream == nullptr && (dst_buffer || src_buffer)) {
+    // A synchronous copy between memory the host reaches (device buffers over SVM included, of any two
+    // devices) runs on the calling thread: a command would cost a hand-off to the driver's thread and back,
+    // more than a megabyte's memcpy.
+    std::byte* to = dst_buffer ? impl_->host_address(dst) : dst.host_ptr;
+    const std::byte* from = src_buffer ? impl_->host_address(src) : src.host_ptr;
+    if (to != nullptr && from != nullptr) {
+      std::memmove(to + dst_offset, from + src_offset, bytes);
+      return;
+    }
+  }
 
   if (!dst_buffer && !src_buffer) {
     // Both host-visible (pinned, SVM, host, views): the host copies, after the stream's earlier work.
@@ -660,21 +827,8 @@ void OpenCLBackend::do_copy(const Segment& dst, std::size_t dst_offset, const Se
     // synchronously even with a stream (after draining it; the copy has then completed, which orders it on
     // the stream too).
     if (stream != nullptr) drain(*stream);
-    const Target from{impl_->devices[static_cast<std::size_t>(src.device.index)].queue, nullptr};
-    const Target to{impl_->devices[static_cast<std::size_t>(dst.device.index)].queue, nullptr};
-    AlignedBuffer staging(std::min(bytes, kStagingChunk));
-    for (std::size_t done_bytes = 0; done_bytes < bytes;) {
-      const std::size_t n = std::min(staging.size(), bytes - done_bytes);
-      run(from, "clEnqueueReadBuffer", [&](cl_command_queue q, cl_event* done) {
-        return clEnqueueReadBuffer(q, src_mem, CL_FALSE, src_offset + done_bytes, n, staging.data(), 0,
-                                   nullptr, done);
-      });
-      run(to, "clEnqueueWriteBuffer", [&](cl_command_queue q, cl_event* done) {
-        return clEnqueueWriteBuffer(q, dst_mem, CL_FALSE, dst_offset + done_bytes, n, staging.data(), 0,
-                                    nullptr, done);
-      });
-      done_bytes += n;
-    }
+    impl_->copy_between_devices({dst_mem, dst_offset, dst.device.index},
+                                {src_mem, src_offset, src.device.index}, bytes);
     return;
   }
 
