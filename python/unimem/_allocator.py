@@ -12,6 +12,7 @@ import json
 import pathlib
 from typing import Dict
 
+from . import _unimem
 from ._unimem import Error
 
 _libraries: Dict[bool, ctypes.CDLL] = {}
@@ -20,7 +21,8 @@ _libraries: Dict[bool, ctypes.CDLL] = {}
 def library_path(simulated: bool = False) -> str:
     """The path of the allocator library: the CUDA one, or the build that serves simulated devices."""
     name = "libunimem_cuda_allocator_sim.so" if simulated else "libunimem_cuda_allocator.so"
-    path = pathlib.Path(__file__).resolve().parent / name
+    # Installed next to the extension, which an editable install keeps apart from the package's sources.
+    path = pathlib.Path(_unimem.__file__).resolve().parent / name
     if not path.exists():
         raise Error(f"the allocator library {str(path)!r} is not installed (was the package built without it?)")
     return str(path)
