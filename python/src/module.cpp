@@ -369,6 +369,12 @@ int get_buffer(PyObject* self, Py_buffer* view, int flags) noexcept {
     std::byte* data = buffer.host_data("the buffer protocol");
     const auto item = static_cast<Py_ssize_t>(buffer.dtype.bits / 8);
     auto layout = std::make_unique<BufferLayout>();
+    std::size_t extents_above_one = 0;
+    for (const std::size_t extent : buffer.shape) extents_above_one += extent > 1 ? 1 : 0;
+    if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && extents_above_one > 1) {
+      PyErr_SetString(PyExc_BufferError, "unimem.Buffer: the memory is C-contiguous, not Fortran-contiguous");
+      return -1;
+    }
     const bool shaped = (flags & PyBUF_ND) == PyBUF_ND;
     if (shaped) {
       layout->shape.resize(buffer.shape.size());

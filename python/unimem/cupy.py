@@ -45,7 +45,7 @@ def _device_allocator(size: int):
     import cupy
 
     if size == 0:
-        return cupy.cuda.memory.MemoryPointer(cupy.cuda.memory.UnownedMemory(0, 0, None), 0)
+        return cupy.cuda.memory.MemoryPointer(cupy.cuda.memory.Memory(0), 0)  # allocates nothing
     device = cupy.cuda.runtime.getDevice()
     allocation = _DeviceAllocation(size, device, cupy.cuda.get_current_stream().ptr)
     memory = cupy.cuda.memory.UnownedMemory(allocation.ptr, size, allocation, device)

@@ -254,6 +254,18 @@ def test_memoryview_is_zero_copy_and_writable(manager):
     raw[0] = 9
     assert np.asarray(buffer)[0, 0] == int.from_bytes(b"\x09\x00\x00\x00", sys.byteorder)
     assert np.frombuffer(buffer, dtype=np.int32).ctypes.data == buffer.address
+    assert view.cast("B").nbytes == 60
+
+
+def test_buffer_protocol_refuses_a_fortran_order_request(manager):
+    # The memory is row-major; a consumer asking for column-major must get BufferError, not the wrong layout.
+    pythonapi = ctypes.pythonapi
+    pythonapi.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+    pythonapi.PyObject_GetBuffer.restype = ctypes.c_int
+    view = ctypes.create_string_buffer(128)  # larger than a Py_buffer
+    PyBUF_F_CONTIGUOUS = 0x0040 | 0x0008 | 0x0010  # F_CONTIGUOUS includes STRIDES, which includes ND
+    with pytest.raises(BufferError, match="Fortran"):
+        pythonapi.PyObject_GetBuffer(manager.allocate(((3, 4), "uint8"), device="host"), view, PyBUF_F_CONTIGUOUS)
 
 
 def test_memoryview_keeps_the_memory_until_released():
