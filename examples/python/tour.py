@@ -10,6 +10,8 @@ manager = unimem.MemoryManager(simulated=["256MiB:backed"])
 host = manager.allocate(((1024,), "float32"), device="host")
 view = np.asarray(host)  # zero-copy: host memory is a NumPy array
 view[:] = np.arange(1024, dtype=np.float32)
+memoryview(host)[1023] = -1.0  # the buffer protocol: the same memory, writable
+assert view[1023] == -1.0
 
 device = manager.allocate(host.nbytes, device="opencl:0")  # a cl_mem on the first PoCL device
 device.copy_from(view)
@@ -17,6 +19,15 @@ back = np.zeros(1024, dtype=np.float32)
 device.copy_to(back)
 assert (back == view).all()
 print(device.device, device.kind, device.__dlpack_device__())  # (4, 0): kDLOpenCL
+
+cache = manager.create_named("kv_cache", 4096, device="sim:0")  # kept by the manager under its name
+cache.copy_from(view[:16])  # into its first bytes
+cache.ensure_capacity(8192)  # grows, keeps the contents
+first = np.zeros(16, dtype=np.float32)
+manager.named("kv_cache").copy_to(first)
+assert (first == view[:16]).all()
+print(cache.nbytes)
+cache.free()
 
 try:
     manager.allocate(0)

@@ -9,7 +9,9 @@
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
+#include <array>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +77,7 @@ struct PyBuffer {
   std::vector<std::size_t> shape;
   nb::dlpack::dtype dtype;
   std::string dtype_name;
+  std::string format;  // the buffer protocol's element format
 
   [[nodiscard]] const unimem::RawView& view() const { return allocation->buffer.view(); }
   [[nodiscard]] std::size_t nbytes() const { return allocation->buffer.bytes(); }
@@ -144,6 +147,7 @@ class HostBytes {
   HostBytes& operator=(HostBytes&&) = delete;
 
   [[nodiscard]] void* data() const noexcept { return view_.buf; }
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(view_.len); }
 
  private:
   Py_buffer view_{};
@@ -152,6 +156,8 @@ class HostBytes {
 struct DtypeInfo {
   nb::dlpack::dtype dtype;
   std::string typestr;  // NumPy's array-interface spelling
+  std::string
+      format;  // the struct module's native spelling, for the buffer protocol (memoryview indexes only those)
 };
 
 DtypeInfo parse_dtype(nb::handle dtype) {
@@ -173,18 +179,20 @@ DtypeInfo parse_dtype(nb::handle dtype) {
     Code code;
     std::uint8_t bits;
     const char* typestr;
+    const char* format;
   };
   static constexpr Known kKnown[] = {
-      {"bool", Code::Bool, 8, "|b1"},      {"int8", Code::Int, 8, "|i1"},
-      {"int16", Code::Int, 16, "<i2"},     {"int32", Code::Int, 32, "<i4"},
-      {"int64", Code::Int, 64, "<i8"},     {"uint8", Code::UInt, 8, "|u1"},
-      {"uint16", Code::UInt, 16, "<u2"},   {"uint32", Code::UInt, 32, "<u4"},
-      {"uint64", Code::UInt, 64, "<u8"},   {"float16", Code::Float, 16, "<f2"},
-      {"float32", Code::Float, 32, "<f4"}, {"float64", Code::Float, 64, "<f8"},
+      {"bool", Code::Bool, 8, "|b1", "?"},      {"int8", Code::Int, 8, "|i1", "b"},
+      {"int16", Code::Int, 16, "<i2", "h"},     {"int32", Code::Int, 32, "<i4", "i"},
+      {"int64", Code::Int, 64, "<i8", "q"},     {"uint8", Code::UInt, 8, "|u1", "B"},
+      {"uint16", Code::UInt, 16, "<u2", "H"},   {"uint32", Code::UInt, 32, "<u4", "I"},
+      {"uint64", Code::UInt, 64, "<u8", "Q"},   {"float16", Code::Float, 16, "<f2", "e"},
+      {"float32", Code::Float, 32, "<f4", "f"}, {"float64", Code::Float, 64, "<f8", "d"},
   };
   for (const Known& known : kKnown) {
     if (name == known.name) {
-      return {nb::dlpack::dtype{static_cast<std::uint8_t>(known.code), known.bits, 1}, known.typestr};
+      return {nb::dlpack::dtype{static_cast<std::uint8_t>(known.code), known.bits, 1}, known.typestr,
+              known.format};
     }
   }
   throw unimem::InvalidArgument("dtype " + unimem::quoted(name) +
@@ -220,6 +228,7 @@ struct PyManager {
       const DtypeInfo dtype = parse_dtype(pair[1]);
       result.dtype = dtype.dtype;
       result.dtype_name = dtype.typestr;
+      result.format = dtype.format;
       element = dtype.dtype.bits / 8;
       nb::object shape = pair[0];
       if (nb::isinstance<nb::int_>(shape)) shape = nb::make_tuple(shape);
@@ -240,6 +249,7 @@ struct PyManager {
       result.shape = {count};
       result.dtype = nb::dtype<std::uint8_t>();
       result.dtype_name = "|u1";
+      result.format = "B";
     }
     const std::size_t bytes = unimem::checked_mul(count, element);
     const AllocationMode allocation_mode = parse_mode(mode);
@@ -255,6 +265,38 @@ struct PyManager {
     return result;
   }
 };
+
+// A named buffer, reached by name on every call: it never holds memory that free() or a growth gave back.
+struct PyNamedBuffer {
+  SharedManager manager;
+  std::string name;
+
+  [[nodiscard]] unimem::RawView view() const { return manager->named().get<std::byte>(name).raw(); }
+
+  // `source`'s bytes into the buffer from its first byte, on the buffer's own stream, waited for.
+  void copy_from(nb::handle source) const {
+    const HostBytes bytes(source, false, 0, "copy_from");
+    if (bytes.size() == 0) throw unimem::InvalidArgument("copy_from: the object holds 0 bytes");
+    nb::gil_scoped_release release;
+    manager
+        ->copy_from_host_async<std::byte>(name, {static_cast<const std::byte*>(bytes.data()), bytes.size()})
+        .wait();
+  }
+  void copy_to(nb::handle target) const {
+    const HostBytes bytes(target, true, 0, "copy_to");
+    if (bytes.size() == 0) throw unimem::InvalidArgument("copy_to: the object holds 0 bytes");
+    nb::gil_scoped_release release;
+    manager->named().copy_to_host_async<std::byte>(name, {static_cast<std::byte*>(bytes.data()), bytes.size()})
+        .wait();
+  }
+};
+
+std::size_t positive_size(long long value, std::string_view what) {
+  if (value <= 0) {
+    throw unimem::InvalidArgument(std::string(what) + " " + std::to_string(value) + " (must be positive)");
+  }
+  return static_cast<std::size_t>(value);
+}
 
 // The fields of MemoryStats as a dict, from the one field list its JSON form has (docs/snapshot.md).
 nb::object stats_dict(const unimem::MemoryStats& stats) {
@@ -275,6 +317,104 @@ std::shared_ptr<nb::object> keep(nb::object callable) {
           }};
 }
 
+// unimem's exception types, in the order translate_error() uses: Error, InvalidArgument, TypeMismatch,
+// NotSupported, OutOfMemory, BackendError. Created once, by register_exceptions().
+std::array<PyObject*, 6> error_types{};  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
+// Sets the Python error for a unimem error; rethrows anything else.
+void translate_error(const std::exception_ptr& failure, void* /*payload*/) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const unimem::InvalidArgument& e) {
+    PyErr_SetString(error_types[1], e.what());
+  } catch (const unimem::TypeMismatch& e) {
+    PyErr_SetString(error_types[2], e.what());
+  } catch (const unimem::NotSupported& e) {
+    PyErr_SetString(error_types[3], e.what());
+  } catch (const unimem::OutOfMemory& e) {
+    PyErr_SetString(error_types[4], e.what());
+  } catch (const unimem::BackendError& e) {
+    PyErr_SetString(error_types[5], e.what());
+  } catch (const unimem::Error& e) {
+    PyErr_SetString(error_types[0], e.what());
+  }
+}
+
+// Where a slot function (which must not throw) turns the exception in flight into a Python error.
+void set_python_error() noexcept {
+  try {
+    translate_error(std::current_exception(), nullptr);
+  } catch (nb::python_error& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "unimem: an unknown C++ exception");
+  }
+}
+
+// The shape and strides a Py_buffer of a Buffer points at, alive until the consumer releases the view.
+struct BufferLayout {
+  std::vector<Py_ssize_t> shape;
+  std::vector<Py_ssize_t> strides;
+};
+
+// The buffer protocol of host-visible buffers: writable, C-contiguous, the buffer's shape and element format
+// (bytes, for consumers that ask for no shape). The view holds a reference to the Buffer, which holds the
+// memory. NotSupported for memory the host cannot address.
+int get_buffer(PyObject* self, Py_buffer* view, int flags) noexcept {
+  view->obj = nullptr;
+  try {
+    const auto& buffer = nb::cast<const PyBuffer&>(nb::handle(self));
+    std::byte* data = buffer.host_data("the buffer protocol");
+    const auto item = static_cast<Py_ssize_t>(buffer.dtype.bits / 8);
+    auto layout = std::make_unique<BufferLayout>();
+    std::size_t extents_above_one = 0;
+    for (const std::size_t extent : buffer.shape) extents_above_one += extent > 1 ? 1 : 0;
+    if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && extents_above_one > 1) {
+      PyErr_SetString(PyExc_BufferError, "unimem.Buffer: the memory is C-contiguous, not Fortran-contiguous");
+      return -1;
+    }
+    const bool shaped = (flags & PyBUF_ND) == PyBUF_ND;
+    if (shaped) {
+      layout->shape.resize(buffer.shape.size());
+      layout->strides.resize(buffer.shape.size());
+      Py_ssize_t stride = item;
+      for (std::size_t i = buffer.shape.size(); i-- > 0;) {
+        layout->shape[i] = static_cast<Py_ssize_t>(buffer.shape[i]);
+        layout->strides[i] = stride;
+        stride *= layout->shape[i];
+      }
+    }
+    view->buf = data;
+    view->len = static_cast<Py_ssize_t>(buffer.nbytes());
+    view->readonly = 0;
+    view->itemsize = shaped ? item : 1;
+    const char* format = shaped ? buffer.format.c_str() : "B";
+    view->format = (flags & PyBUF_FORMAT) == PyBUF_FORMAT ? const_cast<char*>(format) : nullptr;
+    view->ndim = shaped ? static_cast<int>(buffer.shape.size()) : 1;
+    view->shape = shaped ? layout->shape.data() : nullptr;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? layout->strides.data() : nullptr;
+    view->suboffsets = nullptr;
+    view->internal = layout.release();
+    Py_INCREF(self);
+    view->obj = self;
+    return 0;
+  } catch (...) {
+    set_python_error();
+    return -1;
+  }
+}
+
+void release_buffer(PyObject* /*self*/, Py_buffer* view) noexcept {
+  delete static_cast<BufferLayout*>(view->internal);
+}
+
+PyType_Slot buffer_slots[] = {  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): nanobind's API
+    {Py_bf_getbuffer, reinterpret_cast<void*>(get_buffer)},
+    {Py_bf_releasebuffer, reinterpret_cast<void*>(release_buffer)},
+    {0, nullptr}};
+
 void register_exceptions(nb::module_& m) {
   auto make = [&m](const char* name, PyObject* bases, const char* doc) {
     PyObject* type = PyErr_NewExceptionWithDoc((std::string("unimem.") + name).c_str(), doc, bases, nullptr);
@@ -293,26 +433,8 @@ void register_exceptions(nb::module_& m) {
                        "A memory request could not be satisfied; the message has the device's figures.");
   PyObject* backend = make("BackendError", Py_BuildValue("(OO)", error, PyExc_RuntimeError),
                            "The native API (OpenCL, CUDA, the OS) returned an error.");
-  nb::register_exception_translator(
-      [](const std::exception_ptr& failure, void* types) {
-        auto* const* type = static_cast<PyObject* const*>(types);
-        try {
-          std::rethrow_exception(failure);
-        } catch (const unimem::InvalidArgument& e) {
-          PyErr_SetString(type[1], e.what());
-        } catch (const unimem::TypeMismatch& e) {
-          PyErr_SetString(type[2], e.what());
-        } catch (const unimem::NotSupported& e) {
-          PyErr_SetString(type[3], e.what());
-        } catch (const unimem::OutOfMemory& e) {
-          PyErr_SetString(type[4], e.what());
-        } catch (const unimem::BackendError& e) {
-          PyErr_SetString(type[5], e.what());
-        } catch (const unimem::Error& e) {
-          PyErr_SetString(type[0], e.what());
-        }
-      },
-      new PyObject* [6] { error, invalid, mismatch, unsupported, oom, backend });
+  error_types = {error, invalid, mismatch, unsupported, oom, backend};
+  nb::register_exception_translator(translate_error);
 }
 
 }  // namespace
@@ -359,7 +481,7 @@ NB_MODULE(_unimem, m) {
       },
       nb::arg("path"), nb::arg("stacks"), nb::arg("device"), nb::arg("repeat"), nb::arg("progress").none());
 
-  nb::class_<PyBuffer>(m, "Buffer")
+  nb::class_<PyBuffer>(m, "Buffer", nb::type_slots(buffer_slots))
       .def_prop_ro("nbytes", &PyBuffer::nbytes)
       .def_prop_ro("device",
                    [](const PyBuffer& b) { return unimem::to_string(b.allocation->buffer.device()); })
@@ -396,6 +518,31 @@ NB_MODULE(_unimem, m) {
             nb::make_tuple(reinterpret_cast<std::uintptr_t>(b.host_data("__array_interface__")), false);
         out["version"] = 3;
         return out;
+      });
+
+  nb::class_<PyNamedBuffer>(m, "NamedBuffer")
+      .def_prop_ro("name", [](const PyNamedBuffer& b) { return b.name; })
+      .def_prop_ro("nbytes", [](const PyNamedBuffer& b) { return b.view().size(); })
+      .def_prop_ro("device", [](const PyNamedBuffer& b) { return unimem::to_string(b.view().device()); })
+      .def_prop_ro("kind",
+                   [](const PyNamedBuffer& b) { return std::string(unimem::to_string(b.view().kind())); })
+      .def("copy_from", &PyNamedBuffer::copy_from, nb::arg("source"))
+      .def("copy_to", &PyNamedBuffer::copy_to, nb::arg("target"))
+      .def("ensure_capacity",
+           [](const PyNamedBuffer& b, long long nbytes) {
+             const std::size_t bytes = positive_size(nbytes, "ensure_capacity: nbytes");
+             nb::gil_scoped_release release;
+             (void)b.manager->named().grow<std::byte>(b.name, bytes);
+           })
+      .def("free",
+           [](const PyNamedBuffer& b) {
+             nb::gil_scoped_release release;
+             b.manager->named().free(b.name);
+           })
+      .def("__repr__", [](const PyNamedBuffer& b) {
+        return "<unimem.NamedBuffer " + unimem::quoted(b.name) +
+               (b.manager->named().contains(b.name) ? ", " + std::to_string(b.view().size()) + " bytes>"
+                                            : ", freed>");
       });
 
   nb::class_<PyManager>(m, "MemoryManager")
@@ -451,13 +598,33 @@ NB_MODULE(_unimem, m) {
              nb::gil_scoped_release release;
              return self.manager->trim();
            })
-      .def("create_named",
-           [](PyManager& self, const std::string& name, std::size_t nbytes) {
-             nb::gil_scoped_release release;
-             (void)self.manager->named().create<std::byte>(name, nbytes);
+      .def(
+          "create_named",
+          [](PyManager& self, const std::string& name, long long nbytes, std::string_view mode,
+             const std::optional<std::string>& device) {
+            unimem::BufferConfig config;
+            config.mode = parse_mode(mode);
+            config.device = self.device_of(device);
+            const std::size_t bytes = positive_size(nbytes, "create_named: nbytes");
+            {
+              nb::gil_scoped_release release;
+              (void)self.manager->named().create<std::byte>(name, bytes, config);
+            }
+            return PyNamedBuffer{self.manager, name};
+          },
+          nb::arg("name"), nb::arg("nbytes"), nb::arg("mode") = "pooled",
+          nb::arg("device").none() = nb::none())
+      .def("named",
+           [](const PyManager& self, const std::string& name) {
+             (void)self.manager->named().get<std::byte>(name);  // InvalidArgument naming an unknown name
+             return PyNamedBuffer{self.manager, name};
            })
-      .def("free_named", [](PyManager& self, const std::string& name) { self.manager->named().free(name); })
-      .def("has_named", [](const PyManager& self,
-                           const std::string& name) { return self.manager->named().contains(name); })
+      .def("free_named",
+           [](PyManager& self, const std::string& name) {
+             nb::gil_scoped_release release;
+             self.manager->named().free(name);
+           })
+      .def("has_named",
+           [](const PyManager& self, const std::string& name) { return self.manager->named().contains(name); })
       .def("named_bytes", [](const PyManager& self) { return self.manager->named().bytes(); });
 }

@@ -2,8 +2,9 @@
 
 The C++ library's MemoryManager, its pools and statistics, and the ``unimem`` CLI's ``info`` and
 ``replay`` commands, from Python. Host-visible buffers are NumPy arrays without a copy
-(``numpy.asarray(buf)``, ``numpy.from_dlpack(buf)``); device buffers copy to and from any object with the
-buffer protocol.
+(``numpy.asarray(buf)``, ``numpy.from_dlpack(buf)``, ``memoryview(buf)``); device buffers copy to and from
+any object with the buffer protocol. ``unimem.torch`` and ``unimem.cupy`` make unimem's pooled CUDA stack
+the allocator of PyTorch and CuPy.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import os
 import sys
 from typing import Callable, Optional, Sequence, Union
 
-from . import _unimem
+from . import _unimem, cupy, torch  # cupy and torch import those libraries only when called
 from ._unimem import (
     BackendError,
     Buffer,
     Error,
     InvalidArgument,
     MemoryManager,
+    NamedBuffer,
     NotSupported,
     OutOfMemory,
     TypeMismatch,
@@ -31,11 +33,14 @@ __all__ = [
     "Error",
     "InvalidArgument",
     "MemoryManager",
+    "NamedBuffer",
     "NotSupported",
     "OutOfMemory",
     "TypeMismatch",
+    "cupy",
     "info",
     "replay",
+    "torch",
 ]
 
 

@@ -10,7 +10,12 @@ class OutOfMemory(Error, MemoryError): ...
 class BackendError(Error, RuntimeError): ...
 
 class Buffer:
-    """Memory from a MemoryManager; back in its pool when the last reference (NumPy views included) goes."""
+    """Memory from a MemoryManager; back in its pool when the last reference (NumPy views included) goes.
+
+    Host-visible buffers support the buffer protocol (``memoryview(buf)``: writable, C-contiguous, the
+    buffer's shape and element format, no copy) and ``__array_interface__``; for device memory both raise
+    NotSupported.
+    """
 
     @property
     def nbytes(self) -> int: ...
@@ -40,6 +45,29 @@ class Buffer:
         """A DLPack capsule of host-visible memory; NotSupported for device memory."""
     @property
     def __array_interface__(self) -> dict: ...
+    def __buffer__(self, flags: int) -> memoryview: ...
+
+class NamedBuffer:
+    """A named buffer of a MemoryManager, reached by name on every call (so never stale): after free() or
+    the manager's free_named() its methods raise InvalidArgument naming it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def nbytes(self) -> int:
+        """Its size now (ensure_capacity may have grown it)."""
+    @property
+    def device(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    def copy_from(self, source: Any) -> None:
+        """Copies all of a C-contiguous buffer-protocol object into the buffer, from its first byte, on the
+        buffer's own stream, and waits. InvalidArgument for an empty object or one larger than nbytes."""
+    def copy_to(self, target: Any) -> None:
+        """Fills a writable C-contiguous buffer-protocol object (at most nbytes) from the buffer's first byte."""
+    def ensure_capacity(self, nbytes: int) -> None:
+        """Grows the buffer to at least nbytes, keeping its contents (NamedBuffers::grow)."""
+    def free(self) -> None: ...
 
 class MemoryManager:
     """unimem's MemoryManager: pools per device and kind of memory, statistics, pressure, named buffers.
@@ -72,7 +100,13 @@ class MemoryManager:
     def leak_report(self) -> str: ...
     def trim(self) -> int:
         """Every pool gives its cached memory back; the bytes released."""
-    def create_named(self, name: str, nbytes: int) -> None: ...
+    def create_named(
+        self, name: str, nbytes: int, mode: str = "pooled", device: Optional[str] = None
+    ) -> NamedBuffer:
+        """A buffer kept by the manager under ``name`` until freed. InvalidArgument for a taken or empty name,
+        nbytes <= 0, an unknown mode or device; OutOfMemory when the device is full."""
+    def named(self, name: str) -> NamedBuffer:
+        """The named buffer; InvalidArgument naming an unknown name."""
     def free_named(self, name: str) -> None: ...
     def has_named(self, name: str) -> bool: ...
     def named_bytes(self) -> int: ...

@@ -214,6 +214,17 @@ std::unique_ptr<Stream> Backend::create_stream(int device) {
   return do_create_stream(device);
 }
 
+std::unique_ptr<Stream> Backend::wrap_native_stream(int device, void* native) {
+  check_device(device, "wrap_native_stream");
+  return do_wrap_native_stream(device, native);
+}
+
+std::unique_ptr<Stream> Backend::do_wrap_native_stream(int /*device*/, void* /*native*/) {
+  throw NotSupported(std::string(name()) +
+                     "::wrap_native_stream: this backend cannot order work on a queue " +
+                     "it did not create");
+}
+
 std::unique_ptr<Event> Backend::create_event(int device) {
   check_device(device, "create_event");
   return do_create_event(device);

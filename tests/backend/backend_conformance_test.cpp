@@ -316,6 +316,32 @@ TEST_P(BackendConformance, StreamOrdersCopiesAndEventsMarkProgress) {
   }
 }
 
+TEST_P(BackendConformance, WrapsAForeignQueueOrSaysItCannot) {
+  EXPECT_THROW((void)backend_->wrap_native_stream(-1, nullptr), InvalidArgument);
+  if (GetParam() == BackendKind::OpenCL) {
+    EXPECT_THROW((void)backend_->wrap_native_stream(0, nullptr), NotSupported);
+    return;
+  }
+  // nullptr is CUDA's legacy default stream; the synchronous backends take any handle.
+  for (int d : data_devices()) {
+    auto foreign = backend_->wrap_native_stream(d, nullptr);
+    EXPECT_EQ(foreign->device(), (DeviceId{GetParam(), d}));
+    constexpr std::size_t kBytes = 64 * KiB + 3;
+    const auto data = pattern(kBytes, 7);
+    std::vector<std::uint8_t> out(kBytes, 0);
+    const Segment s = backend_->allocate(d, MemoryKind::Device, kBytes, foreign.get());
+    backend_->copy(s, 0, Segment::host_view(data.data(), kBytes), 0, kBytes, foreign.get());
+    backend_->copy(Segment::host_view(out.data(), kBytes), 0, s, 0, kBytes, foreign.get());
+    auto done = backend_->create_event(d);
+    done->record(*foreign);
+    done->synchronize();
+    EXPECT_EQ(out, data) << "the wrapped queue did not order the copies";
+    backend_->deallocate(s, foreign.get());
+    foreign->synchronize();
+    EXPECT_TRUE(foreign->query());
+  }
+}
+
 TEST_P(BackendConformance, RejectsBadInputsWithTypedErrors) {
   const int d = 0;
   EXPECT_THROW((void)backend_->allocate(d, MemoryKind::Device, 0), InvalidArgument);

@@ -239,3 +239,91 @@ def test_eight_threads_allocate_and_free(manager):
         assert manager.stats()["in_use_bytes"] == 0
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def test_memoryview_is_zero_copy_and_writable(manager):
+    buffer = manager.allocate(((3, 5), "int32"), device="host")
+    view = memoryview(buffer)
+    assert (view.format, view.shape, view.strides, view.itemsize) == ("i", (3, 5), (20, 4), 4)
+    assert not view.readonly and view.c_contiguous and view.nbytes == buffer.nbytes
+    view[2, 4] = 123456
+    assert ctypes.c_int32.from_address(buffer.address + (2 * 5 + 4) * 4).value == 123456
+    assert np.asarray(buffer)[2, 4] == 123456
+    view[0, 0] = 0
+    raw = view.cast("B")  # the same memory as bytes
+    raw[0] = 9
+    assert np.asarray(buffer)[0, 0] == int.from_bytes(b"\x09\x00\x00\x00", sys.byteorder)
+    assert np.frombuffer(buffer, dtype=np.int32).ctypes.data == buffer.address
+    assert view.cast("B").nbytes == 60
+
+
+def test_buffer_protocol_refuses_a_fortran_order_request(manager):
+    # The memory is row-major; a consumer asking for column-major must get BufferError, not the wrong layout.
+    pythonapi = ctypes.pythonapi
+    pythonapi.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+    pythonapi.PyObject_GetBuffer.restype = ctypes.c_int
+    view = ctypes.create_string_buffer(128)  # larger than a Py_buffer
+    PyBUF_F_CONTIGUOUS = 0x0040 | 0x0008 | 0x0010  # F_CONTIGUOUS includes STRIDES, which includes ND
+    with pytest.raises(BufferError, match="Fortran"):
+        pythonapi.PyObject_GetBuffer(manager.allocate(((3, 4), "uint8"), device="host"), view, PyBUF_F_CONTIGUOUS)
+
+
+def test_memoryview_keeps_the_memory_until_released():
+    manager = unimem.MemoryManager()
+    view = memoryview(manager.allocate(4096, device="host"))
+    view[:] = b"\x05" * 4096
+    assert manager.stats("host")["in_use_bytes"] >= 4096
+    assert bytes(view[:3]) == b"\x05\x05\x05"
+    view.release()
+    assert manager.stats("host")["in_use_bytes"] == 0
+
+
+def test_buffer_protocol_of_device_memory_is_refused(manager):
+    buffer = manager.allocate(64, device="sim:0")
+    with pytest.raises(unimem.NotSupported, match="not host-visible"):
+        memoryview(buffer)
+    host = manager.allocate(64, device="host")
+    memoryview(host)[:] = bytes(range(64))
+    buffer.copy_from(host)  # a host-visible Buffer is a source like any buffer-protocol object
+    back = bytearray(64)
+    buffer.copy_to(back)
+    assert back == bytes(range(64))
+
+
+def test_named_buffer_copies_growth_and_free(manager):
+    named = manager.create_named("kv_cache", 64, device="sim:0")
+    assert (named.name, named.nbytes, named.device, named.kind) == ("kv_cache", 64, "sim:0", "device")
+    named.copy_from(bytes(range(40)))  # from the first byte; the rest stays as it was
+    back = bytearray(40)
+    manager.named("kv_cache").copy_to(back)
+    assert back == bytes(range(40))
+    named.ensure_capacity(1000)
+    assert named.nbytes >= 1000
+    grown = np.zeros(40, dtype=np.uint8)
+    named.copy_to(grown)
+    assert bytes(grown) == bytes(range(40)), "growth keeps the contents"
+    with pytest.raises(unimem.InvalidArgument, match=str(named.nbytes)):
+        named.copy_from(bytes(named.nbytes + 1))
+    named.free()
+    assert not manager.has_named("kv_cache") and "freed" in repr(named)
+    with pytest.raises(unimem.InvalidArgument, match="kv_cache"):
+        named.copy_to(back)
+
+
+def test_named_buffer_bad_input(manager):
+    with pytest.raises(unimem.InvalidArgument, match="-5"):
+        manager.create_named("a", -5)
+    with pytest.raises(unimem.InvalidArgument, match="sideways"):
+        manager.create_named("a", 8, mode="sideways")
+    with pytest.raises(unimem.InvalidArgument, match="'missing'"):
+        manager.named("missing")
+    named = manager.create_named("a", 8, device="host")
+    with pytest.raises(unimem.InvalidArgument, match="'a'"):
+        manager.create_named("a", 8)
+    with pytest.raises(unimem.InvalidArgument, match="0 bytes"):
+        named.copy_from(b"")
+    with pytest.raises(unimem.InvalidArgument, match="0"):
+        named.ensure_capacity(0)
+    with pytest.raises(unimem.InvalidArgument, match="not a C-contiguous"):
+        named.copy_from(np.zeros(16, dtype=np.uint8)[::2])
+    named.free()

@@ -83,6 +83,13 @@ class Backend {
                 Stream* stream = nullptr);
 
   [[nodiscard]] std::unique_ptr<Stream> create_stream(int device);
+  // A Stream over a queue another library created with the native API (a cudaStream_t from PyTorch or
+  // CuPy; nullptr is CUDA's legacy default stream), so that unimem can order its work on it. The Stream does
+  // not own the queue: the caller keeps it alive until the Stream and the work ordered on it are gone.
+  // Backends whose streams complete on the calling thread (host, simulated) accept any handle. Throws
+  // InvalidArgument for a bad device, NotSupported naming the backend where foreign queues cannot be
+  // wrapped (OpenCL).
+  [[nodiscard]] std::unique_ptr<Stream> wrap_native_stream(int device, void* native);
   [[nodiscard]] std::unique_ptr<Event> create_event(int device);
 
   // Peer access: `device` reaches the memory of `peer` (another device of this backend) directly, so copies
@@ -126,6 +133,8 @@ class Backend {
   virtual void do_prefetch(const Segment& /*segment*/, std::size_t /*offset*/, std::size_t /*bytes*/,
                            PrefetchTarget /*target*/, Stream* /*stream*/) {}
   virtual std::unique_ptr<Stream> do_create_stream(int device) = 0;
+  // The default throws NotSupported naming the backend.
+  virtual std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native);
   virtual std::unique_ptr<Event> do_create_event(int device) = 0;
   // Called for pairs listed in peers, when their state changes. The defaults throw NotSupported naming both.
   virtual void do_enable_peer_access(int device, int peer);

@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
   void do_prefetch(const Segment& segment, std::size_t offset, std::size_t bytes, PrefetchTarget target,
                    Stream* stream) override;
   std::unique_ptr<Stream> do_create_stream(int device) override;
+  std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native) override;
   std::unique_ptr<Event> do_create_event(int device) override;
   void do_enable_peer_access(int device, int peer) override;
   void do_disable_peer_access(int device, int peer) override;

@@ -23,6 +23,7 @@ class HostBackend final : public Backend {
   void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
                std::size_t bytes, Stream* stream) override;
   std::unique_ptr<Stream> do_create_stream(int device) override;
+  std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native) override;
   std::unique_ptr<Event> do_create_event(int device) override;
 
   std::string cpu_name_;

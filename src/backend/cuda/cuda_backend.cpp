@@ -107,7 +107,11 @@ class CudaStream final : public Stream {
     // Non-blocking: unimem's streams must not serialize with the legacy default stream of unrelated code.
     check(cudaStreamCreateWithFlags(&handle_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   }
+  // A queue another library created (Backend::wrap_native_stream): used, never destroyed.
+  CudaStream(const Backend& backend, int device, cudaStream_t foreign) noexcept
+      : Stream(backend, DeviceId{BackendKind::Cuda, device}), handle_(foreign), owned_(false) {}
   ~CudaStream() override {
+    if (!owned_) return;
     without_throwing("~CudaStream", [this] { check(cudaStreamDestroy(handle_), "cudaStreamDestroy"); });
   }
   CudaStream(const CudaStream&) = delete;
@@ -122,6 +126,7 @@ class CudaStream final : public Stream {
   bool do_query() override { return completed(cudaStreamQuery(handle_), "cudaStreamQuery"); }
 
   cudaStream_t handle_ = nullptr;
+  bool owned_ = true;
 };
 
 cudaStream_t native_stream(Stream& stream) {
@@ -441,6 +446,10 @@ void CudaBackend::do_disable_peer_access(int device, int peer) {
 
 std::unique_ptr<Stream> CudaBackend::do_create_stream(int device) {
   return std::make_unique<CudaStream>(*this, device);
+}
+
+std::unique_ptr<Stream> CudaBackend::do_wrap_native_stream(int device, void* native) {
+  return std::make_unique<CudaStream>(*this, device, static_cast<cudaStream_t>(native));
 }
 
 std::unique_ptr<Event> CudaBackend::do_create_event(int device) {

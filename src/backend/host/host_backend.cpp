@@ -104,6 +104,11 @@ std::unique_ptr<Stream> HostBackend::do_create_stream(int device) {
   return std::make_unique<detail::SynchronousStream>(*this, DeviceId{BackendKind::Host, device});
 }
 
+// Work on these streams completes on the calling thread, so a foreign queue needs nothing of its own.
+std::unique_ptr<Stream> HostBackend::do_wrap_native_stream(int device, void* /*native*/) {
+  return std::make_unique<detail::SynchronousStream>(*this, DeviceId{BackendKind::Host, device});
+}
+
 std::unique_ptr<Event> HostBackend::do_create_event(int device) {
   return std::make_unique<detail::HostClockEvent>(*this, DeviceId{BackendKind::Host, device});
 }

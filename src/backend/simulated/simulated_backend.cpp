@@ -146,6 +146,11 @@ std::unique_ptr<Stream> SimulatedBackend::do_create_stream(int device) {
   return std::make_unique<detail::SynchronousStream>(*this, DeviceId{BackendKind::Simulated, device});
 }
 
+// Work on these streams completes on the calling thread, so a foreign queue needs nothing of its own.
+std::unique_ptr<Stream> SimulatedBackend::do_wrap_native_stream(int device, void* /*native*/) {
+  return std::make_unique<detail::SynchronousStream>(*this, DeviceId{BackendKind::Simulated, device});
+}
+
 std::unique_ptr<Event> SimulatedBackend::do_create_event(int device) {
   return std::make_unique<detail::HostClockEvent>(*this, DeviceId{BackendKind::Simulated, device});
 }
