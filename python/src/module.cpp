@@ -286,7 +286,8 @@ struct PyNamedBuffer {
     const HostBytes bytes(target, true, 0, "copy_to");
     if (bytes.size() == 0) throw unimem::InvalidArgument("copy_to: the object holds 0 bytes");
     nb::gil_scoped_release release;
-    manager->named().copy_to_host_async<std::byte>(name, {static_cast<std::byte*>(bytes.data()), bytes.size()})
+    manager->named()
+        .copy_to_host_async<std::byte>(name, {static_cast<std::byte*>(bytes.data()), bytes.size()})
         .wait();
   }
 };
@@ -542,7 +543,7 @@ NB_MODULE(_unimem, m) {
       .def("__repr__", [](const PyNamedBuffer& b) {
         return "<unimem.NamedBuffer " + unimem::quoted(b.name) +
                (b.manager->named().contains(b.name) ? ", " + std::to_string(b.view().size()) + " bytes>"
-                                            : ", freed>");
+                                                    : ", freed>");
       });
 
   nb::class_<PyManager>(m, "MemoryManager")
@@ -624,7 +625,7 @@ NB_MODULE(_unimem, m) {
              nb::gil_scoped_release release;
              self.manager->named().free(name);
            })
-      .def("has_named",
-           [](const PyManager& self, const std::string& name) { return self.manager->named().contains(name); })
+      .def("has_named", [](const PyManager& self,
+                           const std::string& name) { return self.manager->named().contains(name); })
       .def("named_bytes", [](const PyManager& self) { return self.manager->named().bytes(); });
 }

@@ -40,7 +40,7 @@ namespace detail {
 struct alignas(kCacheLine) BlockRecord {
   std::atomic<std::uint64_t> state{0};  // generation << 1 | live
   std::atomic<const Segment*> segment{nullptr};
-  std::atomic<std::size_t> offset{0};  // where the range handed out starts: the block's start + padding
+  std::atomic<std::size_t> offset{0};   // where the range handed out starts: the block's start + padding
   std::atomic<std::uint64_t> shape{0};  // bytes requested, padding and size class, packed (see Shape)
   BlockRecord* next = nullptr;          // the next block of the list holding this one
   detail::FreeFence fence;
@@ -64,8 +64,10 @@ struct Shape {
   static constexpr std::uint64_t kMaxBytes = (std::uint64_t{1} << (64U - kBytesShift)) - 1;
   static constexpr std::size_t kMaxClasses = 63;  // class_count itself marks an oversized request
 
-  static constexpr std::uint64_t make(std::size_t bytes, std::size_t size_class, std::size_t padding) noexcept {
-    return (std::uint64_t{bytes} << kBytesShift) | ((padding / kDefaultAlignment) << kPaddingShift) | size_class;
+  static constexpr std::uint64_t make(std::size_t bytes, std::size_t size_class,
+                                      std::size_t padding) noexcept {
+    return (std::uint64_t{bytes} << kBytesShift) | ((padding / kDefaultAlignment) << kPaddingShift) |
+           size_class;
   }
   static constexpr std::size_t bytes(std::uint64_t shape) noexcept { return shape >> kBytesShift; }
   static constexpr std::size_t size_class(std::uint64_t shape) noexcept { return shape & 63U; }
@@ -864,9 +866,10 @@ SizeClassPool::SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions opti
   min_shift_ = static_cast<unsigned>(std::countr_zero(options_.min_block));
   class_count_ = static_cast<std::size_t>(std::countr_zero(options_.max_block)) - min_shift_ + 1;
   if (class_count_ > Shape::kMaxClasses) {
-    throw InvalidArgument("SizeClassPool: min_block " + std::to_string(options_.min_block) + " to max_block " +
-                          std::to_string(options_.max_block) + " makes " + std::to_string(class_count_) +
-                          " classes; at most " + std::to_string(Shape::kMaxClasses));
+    throw InvalidArgument("SizeClassPool: min_block " + std::to_string(options_.min_block) +
+                          " to max_block " + std::to_string(options_.max_block) + " makes " +
+                          std::to_string(class_count_) + " classes; at most " +
+                          std::to_string(Shape::kMaxClasses));
   }
   state_ = std::make_unique<detail::SizeClassState>(*this, upstream_, class_count_);
 }

@@ -36,8 +36,8 @@ struct FenceSlot {
 };
 
 struct FreeFence {
-  Stream* stream = nullptr;    // the stream the range was freed on; nullptr once ready for every stream
-  FenceSlot* slot = nullptr;   // the event recorded at the free; may stay attached after the fence cleared
+  Stream* stream = nullptr;   // the stream the range was freed on; nullptr once ready for every stream
+  FenceSlot* slot = nullptr;  // the event recorded at the free; may stay attached after the fence cleared
 
   // True when `user` may take the range without asking the event: host order, or the freeing stream.
   [[nodiscard]] bool ready_at_once(const Stream* user) const noexcept {

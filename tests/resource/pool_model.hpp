@@ -203,7 +203,8 @@ class PoolModel {
     if (std::string error = sync_upstream(l.small, nullptr); !error.empty()) return error;
     const std::size_t chunk_went = chunk_bytes_before - small_.bytes;
     if (l.block != 0 && !small_free_accounted(small_before, l.block, chunk_went)) {
-      return "a freed block of " + std::to_string(l.footprint) + " bytes was neither cached nor back in its chunk";
+      return "a freed block of " + std::to_string(l.footprint) +
+             " bytes was neither cached nor back in its chunk";
     }
     freed_[next_freed_++ % freed_.size()] = l.allocation;
     return check();
