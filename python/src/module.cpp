@@ -278,8 +278,8 @@ struct PyNamedBuffer {
     const HostBytes bytes(source, false, 0, "copy_from");
     if (bytes.size() == 0) throw unimem::InvalidArgument("copy_from: the object holds 0 bytes");
     nb::gil_scoped_release release;
-    manager
-        ->copy_from_host_async<std::byte>(name, {static_cast<const std::byte*>(bytes.data()), bytes.size()})
+    manager->named()
+        .copy_from_host_async<std::byte>(name, {static_cast<const std::byte*>(bytes.data()), bytes.size()})
         .wait();
   }
   void copy_to(nb::handle target) const {
