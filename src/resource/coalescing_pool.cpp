@@ -517,7 +517,7 @@ PoolSnapshot CoalescingPool::snapshot() const {
     if (!held) continue;
     place[slot] = snapshot.segments.size();
     snapshot.segments.push_back(SegmentSnapshot{held.segment->id,
-                                                reinterpret_cast<std::uintptr_t>(held.address()),
+                                                reinterpret_cast<std::uintptr_t>(held.native_plus_offset()),
                                                 held.size,
                                                 held.kind(),
                                                 "coalescing",

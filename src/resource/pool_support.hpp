@@ -33,8 +33,8 @@ namespace unimem::detail {
 
 // Bytes to skip from `offset` so that the range starts `alignment`-aligned. Alignment is measured from the
 // host address when the host can see the segment and from the native handle otherwise, as BackendResource
-// does, except for OpenCL, whose native handle is a cl_mem object and no address: there the offset from the
-// segment's start is aligned (what a sub-buffer's origin needs). Up to kDefaultAlignment nothing is skipped:
+// does, except where the segment says its native handle is no address (Segment::native_is_address false, an
+// OpenCL cl_mem): there the offset from the segment's start is aligned (what a sub-buffer's origin needs). Up to kDefaultAlignment nothing is skipped:
 // segments start that aligned and pools keep every offset a multiple of it.
 [[nodiscard]] std::size_t alignment_padding(const Segment& segment, std::size_t offset,
                                             std::size_t alignment) noexcept;

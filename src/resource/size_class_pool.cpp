@@ -1025,12 +1025,13 @@ PoolSnapshot SizeClassPool::snapshot() const {
     const Chunk& chunk = s.chunks[slot];
     if (!chunk.upstream) continue;
     place[slot] = snapshot.segments.size();
-    snapshot.segments.push_back(SegmentSnapshot{chunk.upstream.segment->id,
-                                                reinterpret_cast<std::uintptr_t>(chunk.upstream.address()),
-                                                chunk.upstream.size,
-                                                chunk.upstream.kind(),
-                                                "size_class",
-                                                {}});
+    snapshot.segments.push_back(
+        SegmentSnapshot{chunk.upstream.segment->id,
+                        reinterpret_cast<std::uintptr_t>(chunk.upstream.native_plus_offset()),
+                        chunk.upstream.size,
+                        chunk.upstream.kind(),
+                        "size_class",
+                        {}});
   }
   const std::uint32_t records = s.table.size();
   for (std::uint32_t index = 0; index < records; ++index) {
