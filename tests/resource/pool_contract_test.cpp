@@ -42,18 +42,6 @@ constexpr BackendCase kBackendCases[] = {{"host", BackendKind::Host, 0},
                                          {"opencl", BackendKind::OpenCL, 0},
                                          {"cuda", BackendKind::Cuda, 0}};
 
-std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& upstream) {
-  switch (kind) {
-    case PoolKind::SizeClass:
-      return std::make_unique<SizeClassPool>(upstream);
-    case PoolKind::Coalescing:
-      return std::make_unique<CoalescingPool>(upstream);
-    case PoolKind::Hybrid:
-      return std::make_unique<HybridPool>(upstream);
-  }
-  return nullptr;
-}
-
 // Where the allocation's alignment is measured (the rule of pool_support.hpp): the host address, else the
 // native address, else (a handle that is no address, OpenCL's cl_mem) the offset alone.
 std::uintptr_t alignment_base(const Allocation& a) {

@@ -55,6 +55,19 @@ inline void PrintTo(PoolKind kind, std::ostream* os) {
   *os << to_string(kind);
 }
 
+// Each pool with its default options over `upstream`.
+inline std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& upstream) {
+  switch (kind) {
+    case PoolKind::SizeClass:
+      return std::make_unique<SizeClassPool>(upstream);
+    case PoolKind::Coalescing:
+      return std::make_unique<CoalescingPool>(upstream);
+    case PoolKind::Hybrid:
+      return std::make_unique<HybridPool>(upstream);
+  }
+  return nullptr;
+}
+
 // Small limits so that short sequences reach the interesting paths (spills, chunks given back, several
 // segments): 16 KiB chunks hold 64 blocks of 256 bytes, 2 of 8 KiB and one of each larger class.
 inline SizeClassPoolOptions model_size_class_options() {

@@ -15,18 +15,6 @@
 namespace unimem::test {
 namespace {
 
-std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& upstream) {
-  switch (kind) {
-    case PoolKind::SizeClass:
-      return std::make_unique<SizeClassPool>(upstream);
-    case PoolKind::Coalescing:
-      return std::make_unique<CoalescingPool>(upstream);
-    case PoolKind::Hybrid:
-      return std::make_unique<HybridPool>(upstream);
-  }
-  return nullptr;
-}
-
 // A request each pool serves from the same memory again when it is free: a size-class block, or the
 // coalescing pool's first segment (exactly the request's size).
 constexpr std::size_t kRequest = 3000;
