@@ -199,6 +199,14 @@ DtypeInfo parse_dtype(nb::handle dtype) {
                                 ": expected bool, int8..int64, uint8..uint64, float16, float32 or float64");
 }
 
+// A count or size from Python, which must be positive; InvalidArgument naming `what` and the value.
+std::size_t positive_size(long long value, std::string_view what) {
+  if (value <= 0) {
+    throw unimem::InvalidArgument(std::string(what) + " " + std::to_string(value) + " (must be positive)");
+  }
+  return static_cast<std::size_t>(value);
+}
+
 struct PyManager {
   SharedManager manager;
 
@@ -233,19 +241,13 @@ struct PyManager {
       nb::object shape = pair[0];
       if (nb::isinstance<nb::int_>(shape)) shape = nb::make_tuple(shape);
       for (nb::handle extent : shape) {
-        const auto value = nb::cast<long long>(extent);
-        if (value <= 0)
-          throw unimem::InvalidArgument("allocate: shape extent " + std::to_string(value) +
-                                        " (extents must be positive)");
-        result.shape.push_back(static_cast<std::size_t>(value));
-        count = unimem::checked_mul(count, static_cast<std::size_t>(value));
+        const std::size_t value = positive_size(nb::cast<long long>(extent), "allocate: shape extent");
+        result.shape.push_back(value);
+        count = unimem::checked_mul(count, value);
       }
       if (result.shape.empty()) throw unimem::InvalidArgument("allocate: an empty shape");
     } else {
-      const auto value = nb::cast<long long>(size);
-      if (value <= 0)
-        throw unimem::InvalidArgument("allocate: nbytes " + std::to_string(value) + " (must be positive)");
-      count = static_cast<std::size_t>(value);
+      count = positive_size(nb::cast<long long>(size), "allocate: nbytes");
       result.shape = {count};
       result.dtype = nb::dtype<std::uint8_t>();
       result.dtype_name = "|u1";
@@ -291,13 +293,6 @@ struct PyNamedBuffer {
         .wait();
   }
 };
-
-std::size_t positive_size(long long value, std::string_view what) {
-  if (value <= 0) {
-    throw unimem::InvalidArgument(std::string(what) + " " + std::to_string(value) + " (must be positive)");
-  }
-  return static_cast<std::size_t>(value);
-}
 
 // The fields of MemoryStats as a dict, from the one field list its JSON form has (docs/snapshot.md).
 nb::object stats_dict(const unimem::MemoryStats& stats) {

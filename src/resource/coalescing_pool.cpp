@@ -374,7 +374,7 @@ struct CoalescingPool::State {
     for (const std::uint32_t index : whole) {
       Range& r = ranges[index];
       erase_free(index);  // before the fence goes: the fence's stream names the list
-      (void)order.settle(r.fence, nullptr);
+      order.settle(r.fence, nullptr);
       const std::uint32_t slot = r.segment;
       upstream.deallocate(segments[slot]);
       released += segments[slot].size;
@@ -414,7 +414,7 @@ CoalescingPool::~CoalescingPool() {
                   " live allocation(s) of " + std::to_string(s.in_use) +
                   " bytes; returning its segments upstream");
   }
-  for (State::Range& r : s.ranges) (void)s.order.settle(r.fence, nullptr);
+  for (State::Range& r : s.ranges) s.order.settle(r.fence, nullptr);
   for (const Allocation& segment : s.segments) {
     if (segment) upstream_.deallocate(segment);
   }
@@ -491,9 +491,10 @@ FragmentationFigures CoalescingPool::fragmentation() const {
   FragmentationFigures figures;
   figures.free_bytes = s.reserved - s.in_use;
   figures.largest_free_range = s.largest_free();
-  figures.fragmentation = figures.free_bytes == 0 ? 0.0
-                                                  : 1.0 - static_cast<double>(figures.largest_free_range) /
-                                                              static_cast<double>(figures.free_bytes);
+  figures.fragmentation = ResourceUsage{.reserved_bytes = s.reserved,
+                                        .in_use_bytes = s.in_use,
+                                        .largest_free_range = figures.largest_free_range}
+                              .fragmentation();  // the one definition
   figures.segment_count = s.segment_count;
   figures.free_range_count = s.free_range_count;
   return figures;

@@ -40,16 +40,8 @@ std::size_t HybridPool::do_trim() {
 }
 
 ResourceUsage HybridPool::do_usage() const {
-  const ResourceUsage small = small_.usage();
-  const ResourceUsage large = large_.usage();
-  ResourceUsage usage;
-  usage.reserved_bytes = small.reserved_bytes + large.reserved_bytes;
-  usage.in_use_bytes = small.in_use_bytes + large.in_use_bytes;
-  usage.largest_free_range = std::max(small.largest_free_range, large.largest_free_range);
-  usage.upstream_allocations = small.upstream_allocations + large.upstream_allocations;
-  usage.upstream_deallocations = small.upstream_deallocations + large.upstream_deallocations;
-  usage.cache_hits = small.cache_hits + large.cache_hits;
-  usage.cache_misses = small.cache_misses + large.cache_misses;
+  ResourceUsage usage = small_.usage();
+  usage += large_.usage();
   return usage;
 }
 

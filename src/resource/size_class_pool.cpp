@@ -30,13 +30,13 @@ template <typename T>
   counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
-// One block's bookkeeping, one cache line. The atomics are what deallocate() compares a caller's Allocation
-// with before it owns the block (the generation in `state` changes every time the block is handed out); the
-// other fields belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
 }  // namespace
 
 namespace detail {
 
+// One block's bookkeeping, one cache line. The atomics are what deallocate() compares a caller's Allocation
+// with before it owns the block (the generation in `state` changes every time the block is handed out); the
+// other fields belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
 struct alignas(kCacheLine) BlockRecord {
   std::atomic<std::uint64_t> state{0};  // generation << 1 | live
   std::atomic<const Segment*> segment{nullptr};
@@ -312,21 +312,18 @@ struct SizeClassState {
                       bytes, detail::make_cookie(r.index, generation)};
   }
 
-  // Moves the range's start to `padding` bytes into the block.
-  static void set_padding(BlockRecord& r, std::size_t padding) noexcept {
-    const std::size_t start =
-        r.offset.load(std::memory_order_relaxed) - Shape::padding(r.shape.load(std::memory_order_relaxed));
-    r.offset.store(start + padding, std::memory_order_relaxed);
+  // Where the block starts in its segment: the range's start less its padding.
+  static std::size_t block_start(const BlockRecord& r) noexcept {
+    return r.offset.load(std::memory_order_relaxed) - Shape::padding(r.shape.load(std::memory_order_relaxed));
   }
 
   Allocation publish(BlockRecord& r, std::size_t c, std::size_t bytes, std::size_t alignment) noexcept {
-    std::size_t padding = 0;
-    if (alignment > kDefaultAlignment) {
-      const std::size_t start =
-          r.offset.load(std::memory_order_relaxed) - Shape::padding(r.shape.load(std::memory_order_relaxed));
-      padding = detail::alignment_padding(*r.segment.load(std::memory_order_relaxed), start, alignment);
-    }
-    set_padding(r, padding);
+    const std::size_t start = block_start(r);
+    const std::size_t padding =
+        alignment > kDefaultAlignment
+            ? detail::alignment_padding(*r.segment.load(std::memory_order_relaxed), start, alignment)
+            : 0;
+    r.offset.store(start + padding, std::memory_order_relaxed);
     return hand_out(r, bytes, c, padding);
   }
 
@@ -536,8 +533,9 @@ struct SizeClassState {
   Allocation allocate_oversized(std::size_t bytes, Stream* stream, std::size_t alignment) {
     const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
     if (footprint > Shape::kMaxBytes) {
-      throw OutOfMemory(bytes, to_string(pool.device()), 0, 0,
-                        "SizeClassPool: requests of 2^54 bytes or more are refused");
+      throw InvalidArgument("SizeClassPool on " + to_string(pool.device()) + ": a request of " +
+                            std::to_string(bytes) + " bytes is above the largest it records, " +
+                            std::to_string(Shape::kMaxBytes));
     }
     BlockRecord* r = nullptr;
     {
@@ -650,7 +648,7 @@ struct SizeClassState {
     Chunk& chunk = chunks[slot];
     for (BlockRecord* r = chunk.free_head; r != nullptr;) {
       BlockRecord* next = r->next;
-      (void)order.settle(r->fence, stream);
+      order.settle(r->fence, stream);
       r->chunk = kNone;
       r->next = nullptr;
       r->segment.store(nullptr, std::memory_order_relaxed);
@@ -891,7 +889,7 @@ SizeClassPool::~SizeClassPool() {
       ++live;
       live_bytes += Shape::bytes(r.shape.load(std::memory_order_relaxed));
     }
-    (void)s.order.settle(r.fence, nullptr);
+    s.order.settle(r.fence, nullptr);
   }
   for (const Chunk& chunk : s.chunks) {
     if (chunk.upstream) upstream_.deallocate(chunk.upstream);
@@ -904,11 +902,7 @@ SizeClassPool::~SizeClassPool() {
 
 std::size_t SizeClassPool::block_size(std::size_t bytes, std::size_t alignment) const {
   const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
-  if (footprint > options_.max_block) return 0;
-  const std::size_t c = footprint <= options_.min_block
-                            ? 0
-                            : static_cast<std::size_t>(std::bit_width(footprint - 1)) - min_shift_;
-  return options_.min_block << c;
+  return footprint > options_.max_block ? 0 : options_.min_block << class_of(footprint);
 }
 
 // The fast paths: a hit in the calling thread's cache, and a free into it, each touching the block's record
@@ -919,9 +913,7 @@ Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::si
   const detail::LastCache last = detail::t_last;
   if (last.pool == state_->id && stream == nullptr && alignment <= kDefaultAlignment &&
       bytes <= options_.max_block) [[likely]] {
-    // min_block - 1 folds every request up to min_block into class 0.
-    const std::size_t c =
-        static_cast<std::size_t>(std::bit_width((bytes - 1) | (options_.min_block - 1))) - min_shift_;
+    const std::size_t c = class_of(bytes);
     ClassList& list = (*last.cache)[c];
     BlockRecord* r = list.head;
     if (r != nullptr && r->fence.stream == nullptr) [[likely]] {
@@ -929,7 +921,7 @@ Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::si
       bump(list.count, std::uint32_t{0} - 1U);
       bump(list.hits);
       if (Shape::padding(r->shape.load(std::memory_order_relaxed)) != 0) [[unlikely]] {
-        detail::SizeClassState::set_padding(*r, 0);
+        r->offset.store(detail::SizeClassState::block_start(*r), std::memory_order_relaxed);
       }
       return detail::SizeClassState::hand_out(*r, bytes, c, 0);
     }
@@ -941,9 +933,7 @@ Allocation SizeClassPool::allocate_slow(std::size_t bytes, Stream* stream, std::
   detail::check_pool_stream(*this, stream, "SizeClassPool");
   const std::size_t footprint = checked_add(bytes, detail::alignment_slack(alignment));
   if (footprint > options_.max_block) return state_->allocate_oversized(bytes, stream, alignment);
-  const std::size_t c =
-      static_cast<std::size_t>(std::bit_width((footprint - 1) | (options_.min_block - 1))) - min_shift_;
-  return state_->allocate(c, bytes, stream, alignment);
+  return state_->allocate(class_of(footprint), bytes, stream, alignment);
 }
 
 bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
@@ -1042,7 +1032,7 @@ PoolSnapshot SizeClassPool::snapshot() const {
     const std::uint64_t shape = r.shape.load(std::memory_order_relaxed);
     const std::size_t c = Shape::size_class(shape);
     RangeSnapshot range;
-    range.offset = r.offset.load(std::memory_order_relaxed) - Shape::padding(shape) - chunk.upstream.offset;
+    range.offset = detail::SizeClassState::block_start(r) - chunk.upstream.offset;
     range.size = c < class_count_ ? s.class_size(c) : chunk.upstream.size;
     range.allocated = live;
     range.requested = live ? Shape::bytes(shape) : 0;

@@ -83,22 +83,16 @@ FenceMerge StreamOrder::merge_plan(const FreeFence& own, const FreeFence& neighb
   return FenceMerge::No;
 }
 
-Stream* StreamOrder::settle(FreeFence& fence, Stream* releasing) noexcept {
-  Stream* order = nullptr;
-  if (fence.stream != nullptr) {
-    if (fence.stream == releasing) {
-      order = releasing;
-    } else {
-      try {
-        fence.slot->event->synchronize();
-      } catch (const std::exception& e) {
-        report_misuse(std::string(pool_name_) +
-                      ": waiting for a free's event before returning memory upstream: " + e.what());
-      }
+void StreamOrder::settle(FreeFence& fence, const Stream* releasing) noexcept {
+  if (fence.stream != nullptr && fence.stream != releasing) {
+    try {
+      fence.slot->event->synchronize();
+    } catch (const std::exception& e) {
+      report_misuse(std::string(pool_name_) +
+                    ": waiting for a free's event before returning memory upstream: " + e.what());
     }
   }
   drop(fence);
-  return order;
 }
 
 }  // namespace unimem::detail

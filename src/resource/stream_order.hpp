@@ -91,10 +91,10 @@ class StreamOrder {
   // Whether two adjacent free ranges may merge, and whose fence the merged range keeps.
   [[nodiscard]] FenceMerge merge_plan(const FreeFence& own, const FreeFence& neighbour) noexcept;
 
-  // For memory about to go back upstream: the stream to order that free on (`releasing` when the range was
-  // freed on it, else nullptr after waiting for the fence's event). Drops the fence. Never throws: a failed
-  // wait is reported.
-  [[nodiscard]] Stream* settle(FreeFence& fence, Stream* releasing) noexcept;
+  // For memory about to go back upstream in the order of `releasing` (nullptr: host order): waits for the
+  // fence's event unless the range was freed on `releasing` itself, then drops the fence. Never throws: a
+  // failed wait is reported.
+  void settle(FreeFence& fence, const Stream* releasing) noexcept;
 
  private:
   FenceSlot* attach_slot();

@@ -15,36 +15,12 @@
 namespace unimem::test {
 namespace {
 
-class InstantStream final : public Stream {
- public:
-  InstantStream(const Backend& backend, DeviceId device) noexcept : Stream(backend, device) {}
-
- private:
-  void do_synchronize() override {}
-  bool do_query() override { return true; }
-};
-
-class InstantEvent final : public Event {
- public:
-  InstantEvent(const Backend& backend, DeviceId device) noexcept : Event(backend, device) {}
-
- private:
-  void do_record(Stream& /*stream*/) override {}
-  bool do_query() override { return true; }
-  void do_synchronize() override {}
-  void do_make_wait(Stream& /*stream*/) override {}
-  double do_elapsed_ms_since(Event& /*start*/) override { return 0.0; }
-};
-
 // Two devices that list each other as peers, the way two GPUs on one NVLink do: device memory the host cannot
 // reach (backed by host memory here), synchronous copies, and a count of the peer calls that reach it. It
 // stands in for CUDA, whose peer path needs two GPUs.
-class PeeredBackend final : public Backend {
+class PeeredBackend final : public TwoTestDevices {
  public:
-  PeeredBackend() : Backend(BackendKind::Simulated) {}
-
   [[nodiscard]] BackendStatus status() const override { return {true, true, "two peered test devices"}; }
-  [[nodiscard]] int device_count() const noexcept override { return 2; }
 
   int enables = 0;
   int disables = 0;
@@ -60,34 +36,8 @@ class PeeredBackend final : public Backend {
     info.peers = {1 - device};
     return info;
   }
-  MemoryInfo do_memory_info(int /*device*/) const override { return MemoryInfo{GiB, GiB, false}; }
-  NativeAllocation do_allocate(int /*device*/, MemoryKind /*kind*/, std::size_t bytes,
-                               Stream* /*stream*/) override {
-    return {::operator new(bytes), nullptr};
-  }
-  void do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept override {
-    ::operator delete(segment.native);
-  }
-  void do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
-                 Stream* /*stream*/) override {
-    std::memset(address(dst) + offset, value, bytes);
-  }
-  void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
-               std::size_t bytes, Stream* /*stream*/) override {
-    std::memmove(address(dst) + dst_offset, address(src) + src_offset, bytes);
-  }
-  std::unique_ptr<Stream> do_create_stream(int device) override {
-    return std::make_unique<InstantStream>(*this, DeviceId{BackendKind::Simulated, device});
-  }
-  std::unique_ptr<Event> do_create_event(int device) override {
-    return std::make_unique<InstantEvent>(*this, DeviceId{BackendKind::Simulated, device});
-  }
   void do_enable_peer_access(int /*device*/, int /*peer*/) override { ++enables; }
   void do_disable_peer_access(int /*device*/, int /*peer*/) override { ++disables; }
-
-  std::byte* address(const Segment& segment) const {
-    return segment.owner == this ? static_cast<std::byte*>(segment.native) : segment.host_ptr;
-  }
 };
 
 // Device memory of a backend, freed with it.

@@ -3,6 +3,8 @@
 // memory, the backed simulated devices of the shared registry, OpenCL device / pinned / unified memory on two
 // devices, CUDA memory. A location whose backend, device or kind is missing skips with the reason. Bytes are
 // written and read back with plain Backend::copy calls (or the host directly), independently of the engine.
+// Also TwoTestDevices, a test backend of two devices whose work completes as it is issued, for the engine's
+// choices between them (peer access, devices on the host's RAM).
 
 #include <gtest/gtest.h>
 
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -17,6 +20,7 @@
 
 #include "backend/backend_fixture.hpp"
 #include "buffer/buffer_fixture.hpp"
+#include "unimem/core/size.hpp"
 #include "unimem/transfer/transfer_endpoint.hpp"
 
 namespace unimem::test {
@@ -149,5 +153,71 @@ inline long first_difference(const std::vector<std::byte>& a, const std::vector<
   }
   return a.size() == b.size() ? -1 : static_cast<long>(n);
 }
+
+// Streams and events of a test backend whose work completes as it is issued.
+class InstantStream final : public Stream {
+ public:
+  InstantStream(const Backend& backend, DeviceId device) noexcept : Stream(backend, device) {}
+
+ private:
+  void do_synchronize() override {}
+  bool do_query() override { return true; }
+};
+
+class InstantEvent final : public Event {
+ public:
+  InstantEvent(const Backend& backend, DeviceId device) noexcept : Event(backend, device) {}
+
+ private:
+  void do_record(Stream& /*stream*/) override {}
+  bool do_query() override { return true; }
+  void do_synchronize() override {}
+  void do_make_wait(Stream& /*stream*/) override {}
+  double do_elapsed_ms_since(Event& /*start*/) override { return 0.0; }
+};
+
+// Two test devices whose memory is host memory behind handles the host is not given (device memory) or is
+// given (pinned host memory), with synchronous copies that it counts. Subclasses say what the devices are
+// (do_device_info): GPUs with or without peer access, or devices on the host's RAM.
+class TwoTestDevices : public Backend {
+ public:
+  TwoTestDevices() : Backend(BackendKind::Simulated) {}
+
+  [[nodiscard]] int device_count() const noexcept override { return 2; }
+
+  int copies = 0;
+
+ protected:
+  MemoryInfo do_memory_info(int /*device*/) const override { return MemoryInfo{GiB, GiB, false}; }
+
+ private:
+  NativeAllocation do_allocate(int /*device*/, MemoryKind kind, std::size_t bytes,
+                               Stream* /*stream*/) override {
+    auto* memory = static_cast<std::byte*>(::operator new(bytes));
+    return {memory, kind == MemoryKind::PinnedHost ? memory : nullptr};
+  }
+  void do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept override {
+    ::operator delete(segment.native);
+  }
+  void do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
+                 Stream* /*stream*/) override {
+    std::memset(address(dst) + offset, value, bytes);
+  }
+  void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
+               std::size_t bytes, Stream* /*stream*/) override {
+    ++copies;
+    std::memmove(address(dst) + dst_offset, address(src) + src_offset, bytes);
+  }
+  std::unique_ptr<Stream> do_create_stream(int device) override {
+    return std::make_unique<InstantStream>(*this, DeviceId{BackendKind::Simulated, device});
+  }
+  std::unique_ptr<Event> do_create_event(int device) override {
+    return std::make_unique<InstantEvent>(*this, DeviceId{BackendKind::Simulated, device});
+  }
+
+  std::byte* address(const Segment& segment) const {
+    return segment.owner == this ? static_cast<std::byte*>(segment.native) : segment.host_ptr;
+  }
+};
 
 }  // namespace unimem::test

@@ -18,39 +18,14 @@
 namespace unimem::test {
 namespace {
 
-class InstantStream final : public Stream {
- public:
-  InstantStream(const Backend& backend, DeviceId device) noexcept : Stream(backend, device) {}
-
- private:
-  void do_synchronize() override {}
-  bool do_query() override { return true; }
-};
-
-class InstantEvent final : public Event {
- public:
-  InstantEvent(const Backend& backend, DeviceId device) noexcept : Event(backend, device) {}
-
- private:
-  void do_record(Stream& /*stream*/) override {}
-  bool do_query() override { return true; }
-  void do_synchronize() override {}
-  void do_make_wait(Stream& /*stream*/) override {}
-  double do_elapsed_ms_since(Event& /*start*/) override { return 0.0; }
-};
-
 // Two devices with device memory the host cannot dereference and pinned host memory, like GPUs, without peer
 // access; whether their device memory is host RAM (integrated GPUs, CPU devices) is the constructor's choice.
 // Counts its copies.
-class TestGpuBackend final : public Backend {
+class TestGpuBackend final : public TwoTestDevices {
  public:
-  explicit TestGpuBackend(bool host_unified_memory)
-      : Backend(BackendKind::Simulated), host_unified_memory_(host_unified_memory) {}
+  explicit TestGpuBackend(bool host_unified_memory) : host_unified_memory_(host_unified_memory) {}
 
   [[nodiscard]] BackendStatus status() const override { return {true, true, "two test GPUs"}; }
-  [[nodiscard]] int device_count() const noexcept override { return 2; }
-
-  int copies = 0;
 
  private:
   DeviceInfo do_device_info(int device) const override {
@@ -65,34 +40,6 @@ class TestGpuBackend final : public Backend {
                                      .host_visible_device = false,
                                      .host_unified_memory = host_unified_memory_};
     return info;
-  }
-  MemoryInfo do_memory_info(int /*device*/) const override { return MemoryInfo{GiB, GiB, false}; }
-  NativeAllocation do_allocate(int /*device*/, MemoryKind kind, std::size_t bytes,
-                               Stream* /*stream*/) override {
-    auto* memory = static_cast<std::byte*>(::operator new(bytes));
-    return {memory, kind == MemoryKind::PinnedHost ? memory : nullptr};
-  }
-  void do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept override {
-    ::operator delete(segment.native);
-  }
-  void do_memset(const Segment& dst, std::size_t offset, std::uint8_t value, std::size_t bytes,
-                 Stream* /*stream*/) override {
-    std::memset(address(dst) + offset, value, bytes);
-  }
-  void do_copy(const Segment& dst, std::size_t dst_offset, const Segment& src, std::size_t src_offset,
-               std::size_t bytes, Stream* /*stream*/) override {
-    ++copies;
-    std::memmove(address(dst) + dst_offset, address(src) + src_offset, bytes);
-  }
-  std::unique_ptr<Stream> do_create_stream(int device) override {
-    return std::make_unique<InstantStream>(*this, DeviceId{BackendKind::Simulated, device});
-  }
-  std::unique_ptr<Event> do_create_event(int device) override {
-    return std::make_unique<InstantEvent>(*this, DeviceId{BackendKind::Simulated, device});
-  }
-
-  std::byte* address(const Segment& segment) const {
-    return segment.owner == this ? static_cast<std::byte*>(segment.native) : segment.host_ptr;
   }
 
   bool host_unified_memory_;

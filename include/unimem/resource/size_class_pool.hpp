@@ -24,6 +24,7 @@
 // Alignments above kDefaultAlignment come from a class large enough to move the start forward inside the
 // block (a 4096-aligned request of 100 bytes takes a 4 KiB block).
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -99,6 +100,10 @@ class SizeClassPool final : public MemoryResource {
  private:
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
   bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
+  // The class of a footprint (1 to max_block bytes): min_block - 1 folds everything up to min_block into 0.
+  [[nodiscard]] std::size_t class_of(std::size_t footprint) const noexcept {
+    return static_cast<std::size_t>(std::bit_width((footprint - 1) | (options_.min_block - 1))) - min_shift_;
+  }
   [[gnu::noinline]] Allocation allocate_slow(std::size_t bytes, Stream* stream, std::size_t alignment);
   [[gnu::noinline]] bool deallocate_slow(detail::BlockRecord& record, Stream* stream) noexcept;
   [[gnu::noinline]] bool reject(const Allocation& allocation) const noexcept;

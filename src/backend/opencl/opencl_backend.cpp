@@ -689,7 +689,7 @@ Backend::NativeAllocation OpenCLBackend::do_allocate(int device, MemoryKind kind
           fail(err, "clSetMemObjectDestructorCallback");
         }
         (void)storage.release();  // the callback frees it
-        return {buffer.release(), nullptr};
+        return {buffer.release(), nullptr, false};
       }
       const cl_mem mem = clCreateBuffer(d.context, CL_MEM_READ_WRITE, bytes, nullptr, &err);
       if (err != CL_SUCCESS) {
