@@ -175,13 +175,15 @@ struct RetiredCounts {
   }
 };
 
-// An upstream allocation that blocks of one class are carved from. An oversized request is a chunk of one
-// block of its own size.
+// An upstream allocation that blocks of one class are carved from, in order from its start and only when
+// handed out (a chunk of 8192 blocks costs nothing per block until they are used). An oversized request is a
+// chunk of one block of its own size.
 struct Chunk {
   Allocation upstream;  // empty: an unused slot
   std::uint32_t size_class = 0;
-  std::uint32_t blocks = 0;      // carved from it
-  std::uint32_t free_count = 0;  // blocks back in it (its free list)
+  std::uint32_t blocks = 0;      // it holds
+  std::uint32_t carved = 0;      // blocks that have a record: the first `carved` of the chunk
+  std::uint32_t free_count = 0;  // blocks not handed out nor cached: its free list, and those not carved yet
   BlockRecord* free_head = nullptr;
   std::uint32_t partial_position = kNone;  // where it sits in its class's list of chunks with free blocks
 };
@@ -289,6 +291,15 @@ struct SizeClassState {
   [[nodiscard]] std::size_t class_size(std::size_t c) const noexcept { return options.min_block << c; }
   [[nodiscard]] std::size_t chunk_bytes(std::size_t c) const noexcept {
     return std::max(class_size(c), options.chunk_size);
+  }
+  // Blocks of the next chunk of class `c`: twice as many as each chunk the class holds already (1, 2, 4, ...)
+  // up to a full chunk_size. A class then never holds more idle blocks in a part-used chunk than it has
+  // blocks in use, however small its use, while a class with many blocks still reaches whole chunks after
+  // log2(chunk_size / block) upstream calls.
+  [[nodiscard]] std::size_t blocks_for_next_chunk(std::size_t c) const noexcept {
+    const std::size_t most = chunk_bytes(c) / class_size(c);  // a power of two
+    const auto doublings = static_cast<std::size_t>(std::countr_zero(most));
+    return chunk_counts[c] >= doublings ? most : std::size_t{1} << chunk_counts[c];
   }
 
   BlockCache& local_cache() {
@@ -407,22 +418,41 @@ struct SizeClassState {
   BlockRecord* take_from_chunks(ClassList& list, std::size_t c, Stream* stream, std::size_t extra) {
     const bool miss = partial[c].empty();
     if (miss) add_chunk(c);
-    Chunk& chunk = chunks[partial[c].back()];
-    BlockRecord* r = chunk.free_head;
-    order.take(r->fence, stream);
-    unlink_free(chunk, r);
-    for (std::size_t moved = 0; moved < extra && chunk.free_head != nullptr; ++moved) {
-      BlockRecord* block = chunk.free_head;
-      unlink_free(chunk, block);
+    const std::uint32_t slot = partial[c].back();
+    if (chunks[slot].free_head != nullptr) order.take(chunks[slot].free_head->fence, stream);
+    BlockRecord* r = take_block(slot);
+    for (std::size_t moved = 0; moved < extra && chunks[slot].free_count != 0; ++moved) {
+      BlockRecord* block = nullptr;
+      try {
+        block = take_block(slot);
+      } catch (...) {
+        break;  // no record for another block: the one asked for is enough
+      }
       push(list, block);
     }
     bump(miss ? list.misses : list.hits);
     return r;
   }
 
-  void unlink_free(Chunk& chunk, BlockRecord* r) noexcept {
-    chunk.free_head = r->next;
-    if (--chunk.free_count == 0) remove_partial(chunk);
+  // A block of chunk `slot` (which has a free one): from its free list, else the next one carved. Throws only
+  // when no record can be made for a new block, changing nothing.
+  BlockRecord* take_block(std::uint32_t slot) {
+    Chunk& chunk = chunks[slot];
+    BlockRecord* r = chunk.free_head;
+    if (r != nullptr) {
+      chunk.free_head = r->next;
+    } else {
+      r = table.acquire();
+      const std::size_t block =
+          chunk.size_class < class_count ? class_size(chunk.size_class) : chunk.upstream.size;
+      r->segment.store(chunk.upstream.segment, std::memory_order_relaxed);
+      r->offset.store(chunk.upstream.offset + std::size_t{chunk.carved} * block, std::memory_order_relaxed);
+      r->shape.store(Shape::make(0, chunk.size_class, 0), std::memory_order_relaxed);
+      r->chunk = slot;
+      ++chunk.carved;
+    }
+    if (--chunk.free_count == 0 && chunk.partial_position != kNone) remove_partial(chunk);
+    return r;
   }
 
   void remove_partial(Chunk& chunk) noexcept {
@@ -459,39 +489,23 @@ struct SizeClassState {
   std::uint32_t add_chunk(std::size_t c, std::size_t oversized_bytes = 0, Stream* stream = nullptr) {
     const bool oversized = c == class_count;
     const std::size_t block = oversized ? oversized_bytes : class_size(c);
-    std::size_t bytes = oversized ? oversized_bytes : chunk_bytes(c);
-    std::vector<BlockRecord*> records(bytes / block);
-    std::size_t acquired = 0;
-    try {
-      for (; acquired < records.size(); ++acquired) records[acquired] = table.acquire();
-    } catch (...) {
-      for (std::size_t i = 0; i < acquired; ++i) table.retire(records[i]);
-      throw;
-    }
+    std::size_t bytes = oversized ? oversized_bytes : block * blocks_for_next_chunk(c);
     Allocation got;
-    try {
-      for (;;) {
-        try {
-          got = allocate_upstream(bytes, stream);
-          break;
-        } catch (const OutOfMemory&) {
-          if (bytes == block) throw;
-          bytes /= 2;
-        }
+    for (;;) {
+      try {
+        got = allocate_upstream(bytes, stream);
+        break;
+      } catch (const OutOfMemory&) {
+        if (bytes == block) throw;
+        bytes /= 2;
       }
-    } catch (...) {
-      for (BlockRecord* r : records) table.retire(r);
-      throw;
     }
-    const std::size_t blocks = bytes / block;
-    for (std::size_t i = blocks; i < records.size(); ++i) table.retire(records[i]);
     // Room for everything the chunk's life may add to the lists, so that frees never allocate.
     try {
       chunks.reserve(chunks.size() + 1);
       unused_chunks.reserve(chunks.size() + 1);
       if (!oversized) partial[c].reserve(chunk_counts[c] + 1);
     } catch (...) {
-      for (std::size_t i = 0; i < blocks; ++i) table.retire(records[i]);
       mutex.unlock();
       upstream.deallocate(got, stream);
       mutex.lock();
@@ -505,23 +519,12 @@ struct SizeClassState {
       slot = unused_chunks.back();
       unused_chunks.pop_back();
     }
-    Chunk& chunk = chunks[slot];
-    chunk = Chunk{got, static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(blocks), 0, nullptr, kNone};
-    // Pushed in reverse, so that blocks are handed out from the chunk's start.
-    for (std::size_t i = blocks; i-- > 0;) {
-      BlockRecord& r = *records[i];
-      r.segment.store(got.segment, std::memory_order_relaxed);
-      r.offset.store(got.offset + i * block, std::memory_order_relaxed);
-      r.shape.store(Shape::make(0, c, 0), std::memory_order_relaxed);
-      r.chunk = slot;
-      r.next = chunk.free_head;
-      chunk.free_head = &r;
-    }
-    chunk.free_count = chunk.blocks;
+    const auto blocks = static_cast<std::uint32_t>(bytes / block);
+    chunks[slot] = Chunk{got, static_cast<std::uint32_t>(c), blocks, 0, blocks, nullptr, kNone};
     reserved += bytes;
     ++upstream_allocations;
     if (!oversized) {
-      chunk.partial_position = static_cast<std::uint32_t>(partial[c].size());
+      chunks[slot].partial_position = static_cast<std::uint32_t>(partial[c].size());
       partial[c].push_back(slot);
       ++chunk_counts[c];
     }
@@ -538,15 +541,22 @@ struct SizeClassState {
                             std::to_string(Shape::kMaxBytes));
     }
     BlockRecord* r = nullptr;
+    std::vector<Allocation> released;
     {
       const std::lock_guard lock(mutex);
-      Chunk& chunk = chunks[add_chunk(class_count, footprint, stream)];
-      r = chunk.free_head;
-      chunk.free_head = nullptr;
-      chunk.free_count = 0;
-      oversized_in_use += footprint;
-      bump(central[class_count].misses);
+      const std::uint32_t slot = add_chunk(class_count, footprint, stream);
+      try {
+        r = take_block(slot);
+      } catch (...) {
+        release_chunk(slot, released, stream);  // no record for its block: the chunk goes back unused
+      }
+      if (r != nullptr) {
+        oversized_in_use += footprint;
+        bump(central[class_count].misses);
+      }
     }
+    give_back(released, stream);
+    if (r == nullptr) throw Error("SizeClassPool: more than 4294967294 blocks");
     return publish(*r, class_count, bytes, alignment);
   }
 
@@ -1022,6 +1032,13 @@ PoolSnapshot SizeClassPool::snapshot() const {
                         chunk.upstream.kind(),
                         "size_class",
                         {}});
+    if (chunk.carved < chunk.blocks) {  // the blocks not carved yet, free, at the chunk's end
+      const std::size_t block = chunk.upstream.size / chunk.blocks;
+      RangeSnapshot tail;
+      tail.offset = chunk.carved * block;
+      tail.size = (chunk.blocks - chunk.carved) * block;
+      snapshot.segments.back().ranges.push_back(tail);
+    }
   }
   const std::uint32_t records = s.table.size();
   for (std::uint32_t index = 0; index < records; ++index) {

@@ -282,8 +282,8 @@ TEST(MemoryManager, PressureTransitionsReachTheCallbacks) {
   EXPECT_THROW((void)manager.on_pressure_change({}), InvalidArgument);
 }
 
-// Cached memory of a device under pressure: a 64 KiB block (of a 2 MiB chunk) in the small-object pool, then
-// a request that takes the device to High. What is left cached afterwards depends on trim_on_pressure.
+// Cached memory of a device under pressure: 64 KiB in the small-object pool, then a request that takes the
+// device to High. What is left cached afterwards depends on trim_on_pressure.
 std::size_t cached_after_high_pressure(bool trim_on_pressure) {
   MemoryManager manager(manager_options(
       whole_device_config().with_cpu_fallback(false).with_trim_on_pressure(trim_on_pressure), {"sim:1GiB"}));
@@ -294,7 +294,7 @@ std::size_t cached_after_high_pressure(bool trim_on_pressure) {
 }
 
 TEST(MemoryManager, TrimOnPressureGivesCachedMemoryBackAtHigh) {
-  EXPECT_EQ(cached_after_high_pressure(false), 2 * MiB) << "the 64 KiB block's chunk";
+  EXPECT_EQ(cached_after_high_pressure(false), 64 * KiB) << "the class's first chunk: one 64 KiB block";
   EXPECT_EQ(cached_after_high_pressure(true), 0U);
 }
 

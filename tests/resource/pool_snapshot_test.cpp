@@ -64,19 +64,24 @@ TEST_F(PoolSnapshotTest, CoalescingPoolShowsEverySegmentAndHole) {
 TEST_F(PoolSnapshotTest, SizeClassPoolShowsBlocksHandedOutAndCached) {
   SizeClassPool pool(device_, {.chunk_size = 4 * KiB});
   const Allocation small = pool.allocate(300);
+  const Allocation second = pool.allocate(300);
   const Allocation other = pool.allocate(1000);
   pool.deallocate(other);
   const PoolSnapshot s = pool.snapshot();
-  ASSERT_EQ(s.segments.size(), 2U) << "one chunk per class";
+  ASSERT_EQ(s.segments.size(), 3U) << "a chunk of one 512 B block, one of two, one of a 1 KiB block";
   EXPECT_EQ(s.segments[0].pool, "size_class");
-  EXPECT_EQ(s.segments[0].size, 4 * KiB);
-  ASSERT_EQ(s.segments[0].ranges.size(), 2U) << "the live block, then the chunk's free blocks as one range";
+  EXPECT_EQ(s.segments[0].size, 512U);
+  ASSERT_EQ(s.segments[0].ranges.size(), 1U);
   expect_range(s.segments[0].ranges[0], 0, 512, true, 300);
-  expect_range(s.segments[0].ranges[1], 512, 4 * KiB - 512, false, 0);
-  EXPECT_EQ(s.segments[1].size, 4 * KiB);
-  ASSERT_EQ(s.segments[1].ranges.size(), 1U);
-  expect_range(s.segments[1].ranges[0], 0, 4 * KiB, false, 0);
+  EXPECT_EQ(s.segments[1].size, 1024U);
+  ASSERT_EQ(s.segments[1].ranges.size(), 2U) << "the live block, then the one not carved yet";
+  expect_range(s.segments[1].ranges[0], 0, 512, true, 300);
+  expect_range(s.segments[1].ranges[1], 512, 512, false, 0);
+  EXPECT_EQ(s.segments[2].size, 1024U);
+  ASSERT_EQ(s.segments[2].ranges.size(), 1U);
+  expect_range(s.segments[2].ranges[0], 0, 1024, false, 0);
   pool.deallocate(small);
+  pool.deallocate(second);
 }
 
 TEST_F(PoolSnapshotTest, HybridPoolJoinsBothPools) {

@@ -50,7 +50,7 @@ TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
   EXPECT_EQ(pool.block_size(100, 4096), 4096U) << "room to align inside the block";
   const Allocation a = pool.allocate(3000);
   EXPECT_EQ(pool.usage().in_use_bytes, 4096U);
-  EXPECT_EQ(pool.usage().reserved_bytes, 2 * MiB) << "one chunk of 512 blocks";
+  EXPECT_EQ(pool.usage().reserved_bytes, 4096U) << "a class's first chunk is one block";
   EXPECT_EQ(a.size, 3000U);
   pool.deallocate(a);
   EXPECT_EQ(pool.usage().in_use_bytes, 0U);
@@ -58,34 +58,37 @@ TEST_F(SizeClassPoolTest, RequestsTakeTheirPowerOfTwoClass) {
 
 TEST_F(SizeClassPoolTest, CountsHitsMissesReturnsAndReleases) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 1, .per_thread_cache = false});
-  const Allocation a = pool.allocate(1000);  // miss: a new chunk of 2048 blocks of 1 KiB
-  const Allocation b = pool.allocate(1000);  // hit: the chunk's next block
-  EXPECT_EQ(b.segment, a.segment);
-  EXPECT_EQ(b.offset, a.offset + KiB) << "blocks are carved in order from the chunk";
+  const Allocation a = pool.allocate(1000);  // miss: the class's first chunk, one 1 KiB block
+  const Allocation b = pool.allocate(1000);  // miss: a chunk of two blocks
+  const Allocation c = pool.allocate(1000);  // hit: that chunk's second block
+  EXPECT_EQ(c.segment, b.segment);
+  EXPECT_EQ(c.offset, b.offset + KiB) << "blocks are carved in order from the chunk";
   pool.deallocate(a);                       // cached
   pool.deallocate(b);                       // the bucket is full: back to its chunk
-  const Allocation c = pool.allocate(700);  // hit: the cached block (same 1 KiB class)
-  EXPECT_EQ(c.offset, a.offset) << "the cached block is handed out again";
-  pool.deallocate(c);
+  const Allocation d = pool.allocate(700);  // hit: the cached block (same 1 KiB class)
+  EXPECT_EQ(d.segment, a.segment);
+  EXPECT_EQ(d.offset, a.offset) << "the cached block is handed out again";
+  pool.deallocate(d);  // cached
+  pool.deallocate(c);  // back to its chunk, which is then wholly free: upstream at once
   const SizeClassPoolStats stats = pool.stats();
-  EXPECT_EQ(stats.cache_misses, 1U);
+  EXPECT_EQ(stats.cache_misses, 2U);
   EXPECT_EQ(stats.cache_hits, 2U);
-  EXPECT_EQ(stats.returns, 3U);
-  EXPECT_EQ(stats.releases, 1U);
+  EXPECT_EQ(stats.returns, 4U);
+  EXPECT_EQ(stats.releases, 2U);
   EXPECT_EQ(stats.cached_blocks, 1U);
-  EXPECT_EQ(stats.free_blocks, 2047U);
+  EXPECT_EQ(stats.free_blocks, 0U);
   EXPECT_EQ(stats.chunks, 1U);
-  EXPECT_EQ(stats.free_bytes, 2 * MiB);
+  EXPECT_EQ(stats.free_bytes, KiB);
   const SizeClassStats& kib = stats.classes[2];
   EXPECT_EQ(kib.block_size, KiB);
   EXPECT_EQ(kib.cache_hits, 2U);
-  EXPECT_EQ(kib.cache_misses, 1U);
+  EXPECT_EQ(kib.cache_misses, 2U);
   EXPECT_EQ(stats.classes[0].cache_misses, 0U);
   const ResourceUsage usage = pool.usage();
   EXPECT_EQ(usage.cache_hits, 2U);
-  EXPECT_EQ(usage.cache_misses, 1U);
-  EXPECT_EQ(usage.upstream_allocations, 1U);
-  EXPECT_EQ(usage.upstream_deallocations, 0U) << "the chunk is wholly free but cached blocks keep it";
+  EXPECT_EQ(usage.cache_misses, 2U);
+  EXPECT_EQ(usage.upstream_allocations, 2U);
+  EXPECT_EQ(usage.upstream_deallocations, 1U) << "the two-block chunk went back once wholly free";
   EXPECT_EQ(usage.largest_free_range, KiB);
 }
 
@@ -93,13 +96,14 @@ TEST_F(SizeClassPoolTest, EachCacheHoldsAtMostItsBound) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
   std::vector<Allocation> live;
   for (int i = 0; i < 20; ++i) live.push_back(pool.allocate(5000));
+  EXPECT_EQ(pool.usage().upstream_allocations, 5U) << "chunks of 1, 2, 4, 8 and 16 blocks of 8 KiB";
   for (const Allocation& a : live) pool.deallocate(a);
-  // This thread's cache and the central list hold at most 4 each; the rest went back to their chunk.
+  // This thread's cache and the central list hold at most 4 each; the rest went back to their chunks.
   const SizeClassPoolStats stats = pool.stats();
   EXPECT_LE(stats.cached_blocks, 8U);
   EXPECT_GE(stats.cached_blocks, 4U);
-  EXPECT_EQ(stats.cached_blocks + stats.free_blocks, 256U) << "one 2 MiB chunk of 8 KiB blocks";
-  EXPECT_EQ(device_.live_allocations(), 1U);
+  EXPECT_EQ(pool.usage().reserved_bytes, stats.free_bytes) << "every byte held is a cached or free block";
+  EXPECT_EQ(device_.live_allocations(), stats.chunks) << "wholly free chunks went back";
 }
 
 TEST_F(SizeClassPoolTest, AMillionSmallBlocksCostAFewUpstreamAllocations) {
@@ -108,29 +112,32 @@ TEST_F(SizeClassPoolTest, AMillionSmallBlocksCostAFewUpstreamAllocations) {
   for (Allocation& a : live) a = pool.allocate(256);
   const ResourceUsage usage = pool.usage();
   EXPECT_LE(usage.upstream_allocations, 1000U);
-  EXPECT_EQ(usage.upstream_allocations, 123U) << "2 MiB chunks of 8192 blocks of 256 bytes";
+  EXPECT_EQ(usage.upstream_allocations, 14U + 121U)
+      << "chunks of 1, 2, ..., 8192 blocks, then 2 MiB chunks of 8192 blocks of 256 bytes";
   EXPECT_EQ(usage.in_use_bytes, 256U * 1'000'000U);
   for (const Allocation& a : live) ASSERT_TRUE(pool.deallocate(a));
-  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
-  const std::uint64_t kept = 123 - pool.usage().upstream_deallocations;
-  EXPECT_LE(kept, 2U) << "chunks wholly back went upstream at once; only cached blocks keep one";
-  EXPECT_EQ(pool.trim(), kept * 2 * MiB);
+  const ResourceUsage after = pool.usage();
+  EXPECT_EQ(after.in_use_bytes, 0U);
+  EXPECT_LE(after.upstream_allocations - after.upstream_deallocations, pool.stats().cached_blocks)
+      << "chunks wholly back went upstream at once; only a cached block keeps one";
+  EXPECT_LE(pool.stats().cached_blocks, 2 * pool.options().max_pooled_per_bucket);
+  EXPECT_EQ(pool.trim(), after.reserved_bytes);
   EXPECT_EQ(device_.live_allocations(), 0U);
 }
 
 TEST_F(SizeClassPoolTest, TrimGivesWhollyFreeChunksBack) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 8, .per_thread_cache = false});
   std::vector<Allocation> live;
-  for (int i = 0; i < 6; ++i) live.push_back(pool.allocate(300));   // 512 B class
-  for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(5000));  // 8 KiB class
-  const Allocation keeper = pool.allocate(5000);
+  for (int i = 0; i < 6; ++i) live.push_back(pool.allocate(300));   // 512 B class: chunks of 1, 2, 4 blocks
+  for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(5000));  // 8 KiB class: chunks of 1 and 2 blocks
+  const Allocation keeper = pool.allocate(5000);                    // the first block of a chunk of 4
   for (const Allocation& a : live) pool.deallocate(a);
-  EXPECT_EQ(device_.live_allocations(), 2U);
-  EXPECT_EQ(pool.trim(), 2 * MiB) << "the 512 B chunk is wholly free; the 8 KiB one holds `keeper`";
+  EXPECT_EQ(device_.live_allocations(), 6U);
+  EXPECT_EQ(pool.trim(), 7 * 512 + 3 * 8 * KiB) << "every chunk but the one holding `keeper`";
   EXPECT_EQ(device_.live_allocations(), 1U);
   EXPECT_EQ(pool.stats().cached_blocks, 0U);
   pool.deallocate(keeper);
-  EXPECT_EQ(pool.trim(), 2 * MiB);
+  EXPECT_EQ(pool.trim(), 4 * 8 * KiB);
   EXPECT_EQ(device_.live_allocations(), 0U);
   EXPECT_EQ(pool.usage().reserved_bytes, 0U);
   EXPECT_EQ(pool.trim(), 0U) << "nothing left to give back";
@@ -138,13 +145,27 @@ TEST_F(SizeClassPoolTest, TrimGivesWhollyFreeChunksBack) {
 
 TEST_F(SizeClassPoolTest, AChunkWhollyBackGoesUpstreamAtOnce) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 1, .chunk_size = 4 * KiB, .per_thread_cache = false});
-  const Allocation a = pool.allocate(2000);  // a 4 KiB chunk of two 2 KiB blocks
-  const Allocation b = pool.allocate(2000);
-  EXPECT_EQ(device_.live_allocations(), 1U);
+  const Allocation a = pool.allocate(2000);  // a chunk of one 2 KiB block
+  const Allocation b = pool.allocate(2000);  // a chunk of two, one of them not carved yet
+  EXPECT_EQ(device_.live_allocations(), 2U);
   pool.deallocate(a);  // cached
-  pool.deallocate(b);  // the list is full: back to the chunk, which still has `a` cached
+  pool.deallocate(b);  // the list is full: back to its chunk, which is then wholly free
   EXPECT_EQ(device_.live_allocations(), 1U);
-  EXPECT_EQ(pool.trim(), 4 * KiB);
+  EXPECT_EQ(pool.trim(), 2 * KiB) << "the cached block's chunk";
+  EXPECT_EQ(device_.live_allocations(), 0U);
+}
+
+TEST_F(SizeClassPoolTest, ChunksGrowByDoublingUpToChunkSize) {
+  SizeClassPool pool(device_, {.chunk_size = 8 * KiB, .per_thread_cache = false});
+  std::vector<Allocation> live;
+  for (int i = 0; i < 1 + 2 + 4 + 8 + 8; ++i) live.push_back(pool.allocate(1000));
+  const PoolSnapshot s = pool.snapshot();
+  std::vector<std::size_t> sizes;
+  for (const SegmentSnapshot& segment : s.segments) sizes.push_back(segment.size);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{KiB, 2 * KiB, 4 * KiB, 8 * KiB, 8 * KiB}))
+      << "each chunk twice the last, up to chunk_size: idle blocks never exceed the blocks in use";
+  for (const Allocation& a : live) pool.deallocate(a);
+  (void)pool.trim();
   EXPECT_EQ(device_.live_allocations(), 0U);
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // SizeClassPool: power-of-two size classes from min_block to max_block. Blocks of a class are carved from
-// chunks, upstream allocations of chunk_size bytes (or one block, for classes larger than that), so that a
-// million small live allocations cost a few hundred upstream calls, not a million. Requests above max_block
-// go straight to upstream (and back on free).
+// chunks, upstream allocations that double with each chunk the class holds (1, 2, 4, ... blocks) up to
+// chunk_size bytes, so that a million small live allocations cost about a hundred upstream calls, not a
+// million, while a class never holds more idle blocks in a part-used chunk than it has in use. Blocks are
+// carved from a chunk only as they are handed out. Requests above max_block go straight to upstream (and
+// back on free).
 //
 // Thread model: every thread has its own cache of each pool it uses, in front of central lists per class.
 // A thread's cache is touched only by its own thread: a hit is a pop from a singly linked list with no lock
@@ -44,8 +46,8 @@ struct SizeClassPoolOptions {
   std::size_t min_block = 256;                    // smallest class (a power of two)
   std::size_t max_block = std::size_t{1} << 20U;  // largest class; larger requests go straight to upstream
   std::size_t max_pooled_per_bucket = 8;          // cached blocks per class, in each cache
-  // Bytes of each upstream allocation blocks are carved from (a power of two; a class above it takes one
-  // block per chunk). 2 MiB is the large-page size of x86-64 and the CUDA driver's allocation granule.
+  // The largest upstream allocation blocks are carved from (a power of two; a class above it takes one block
+  // per chunk). 2 MiB is the large-page size of x86-64 and the CUDA driver's allocation granule.
   std::size_t chunk_size = std::size_t{2} << 20U;
   bool per_thread_cache = true;  // false: every thread uses the central lists
 };
