@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 
 namespace unimem {
@@ -70,7 +71,7 @@ Backend::AllocationLimits Backend::allocation_limits(int device) {
   if (limits_.size() <= static_cast<std::size_t>(device))
     limits_.resize(static_cast<std::size_t>(device) + 1);
   limits_[static_cast<std::size_t>(device)] =
-      AllocationLimits{true, info.capabilities, info.max_allocation_bytes};
+      AllocationLimits{true, info.capabilities, info.max_allocation_bytes, info.virtual_memory_granule};
   return limits_[static_cast<std::size_t>(device)];
 }
 
@@ -108,7 +109,7 @@ Segment Backend::allocate(int device, MemoryKind kind, std::size_t bytes, Stream
   s.owner = this;
   const std::lock_guard lock(registry_mutex_);
   s.id = next_id_++;
-  live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind});
+  live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind, nullptr});
   return s;
 }
 
@@ -119,6 +120,7 @@ void Backend::deallocate(const Segment& segment, Stream* stream) {
                           (segment.owner == nullptr ? " is a host view or empty, not an allocation"
                                                     : " was allocated by another backend"));
   }
+  std::unique_ptr<Reservation> reservation;
   {
     const std::lock_guard lock(registry_mutex_);
     const auto it = live_.find(segment.id);
@@ -126,23 +128,172 @@ void Backend::deallocate(const Segment& segment, Stream* stream) {
       throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
                             " is not live (already freed, or never allocated here)");
     }
-    const LiveRecord& r = it->second;
-    if (r.native != segment.native || r.size != segment.size || r.device != segment.device ||
-        r.kind != segment.kind) {
+    if (!it->second.matches(segment)) {
       throw InvalidArgument(std::string(name()) + "::deallocate: " + describe(segment) +
                             " does not match the live segment with that id");
     }
+    reservation = std::move(it->second.reservation);
     live_.erase(it);
   }
-  do_deallocate(segment, stream);
+  if (!reservation) {
+    do_deallocate(segment, stream);
+    return;
+  }
+  release_reservation(segment, *reservation);
 }
+
+void Backend::release_reservation(const Segment& range, const Reservation& reservation) noexcept {
+  // Unmap what is still mapped, one run of granules at a time, then give the addresses back. A failing unmap
+  // cannot be undone here: report it and go on, so that the addresses are released all the same.
+  const std::size_t granules = reservation.mapped.size();
+  for (std::size_t g = 0; g < granules;) {
+    if (!reservation.mapped[g]) {
+      ++g;
+      continue;
+    }
+    std::size_t end = g;
+    while (end < granules && reservation.mapped[end]) ++end;
+    try {
+      do_unmap(range, g * reservation.granule, (end - g) * reservation.granule);
+    } catch (const std::exception& e) {
+      report_misuse(std::string(name()) + "::deallocate: unmapping " + describe(range) +
+                    " failed: " + e.what());
+    }
+    g = end;
+  }
+  do_release_address_range(range);
+}
+
+Backend::LiveRecord& Backend::reservation_record(const Segment& range, std::string_view operation) {
+  const auto it = range.owner == this ? live_.find(range.id) : live_.end();
+  if (it == live_.end() || !it->second.matches(range) || !it->second.reservation) {
+    throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": " + describe(range) +
+                          " is not a live address range reserved by this backend");
+  }
+  return it->second;
+}
+
+Segment Backend::reserve_address_range(int device, std::size_t bytes) {
+  check_device(device, "reserve_address_range");
+  const AllocationLimits limits = allocation_limits(device);
+  if (!limits.capabilities.virtual_memory) {
+    throw NotSupported(std::string(name()) +
+                       "::reserve_address_range: " + to_string(DeviceId{kind_, device}) +
+                       " has no virtual memory (DeviceInfo::capabilities.virtual_memory is false)");
+  }
+  const std::size_t granule = limits.virtual_memory_granule;
+  if (bytes == 0 || bytes % granule != 0) {
+    throw InvalidArgument(std::string(name()) + "::reserve_address_range: " + std::to_string(bytes) +
+                          " bytes on " + to_string(DeviceId{kind_, device}) +
+                          " is not a non-zero multiple of the granule of " + std::to_string(granule) +
+                          " bytes");
+  }
+  auto reservation = std::make_unique<Reservation>();
+  reservation->granule = granule;
+  reservation->mapped.assign(bytes / granule, false);
+  const NativeAllocation native = do_reserve_address_range(device, bytes);
+  Segment s;
+  s.device = DeviceId{kind_, device};
+  s.kind = MemoryKind::Device;
+  s.size = bytes;
+  s.native = native.native;
+  s.host_ptr = native.host_ptr;
+  s.native_is_address = native.native_is_address;
+  s.owner = this;
+  const std::lock_guard lock(registry_mutex_);
+  s.id = next_id_++;
+  live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind, std::move(reservation)});
+  return s;
+}
+
+void Backend::check_map_span(const Backend& backend, const Segment& range, const Reservation& reservation,
+                             std::size_t offset, std::size_t bytes, bool want_mapped,
+                             std::string_view operation) {
+  const std::string where =
+      std::string(backend.name()) + "::" + std::string(operation) + " on " + describe(range);
+  if (bytes == 0) throw InvalidArgument(where + ": zero bytes");
+  if (offset % reservation.granule != 0 || bytes % reservation.granule != 0) {
+    throw InvalidArgument(where + ": offset " + std::to_string(offset) + " and size " +
+                          std::to_string(bytes) + " must be multiples of the granule of " +
+                          std::to_string(reservation.granule) + " bytes");
+  }
+  check_segment_range(backend, operation, range, offset, bytes);
+  const std::size_t first = offset / reservation.granule;
+  const std::size_t last = first + bytes / reservation.granule;
+  for (std::size_t g = first; g < last; ++g) {
+    if (reservation.mapped[g] != want_mapped) {
+      throw InvalidArgument(where + ": the granule at offset " + std::to_string(g * reservation.granule) +
+                            (want_mapped ? " is not mapped" : " is mapped already"));
+    }
+  }
+}
+
+void Backend::map(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const std::lock_guard lock(registry_mutex_);
+  Reservation& r = *reservation_record(range, "map").reservation;
+  check_map_span(*this, range, r, offset, bytes, false, "map");
+  do_map(range, offset, bytes);
+  const std::size_t first = offset / r.granule;
+  for (std::size_t g = first; g < first + bytes / r.granule; ++g) r.mapped[g] = true;
+  r.mapped_bytes += bytes;
+}
+
+void Backend::unmap(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const std::lock_guard lock(registry_mutex_);
+  Reservation& r = *reservation_record(range, "unmap").reservation;
+  check_map_span(*this, range, r, offset, bytes, true, "unmap");
+  do_unmap(range, offset, bytes);
+  const std::size_t first = offset / r.granule;
+  for (std::size_t g = first; g < first + bytes / r.granule; ++g) r.mapped[g] = false;
+  r.mapped_bytes -= bytes;
+}
+
+std::size_t Backend::mapped_bytes(const Segment& range) const {
+  const std::lock_guard lock(registry_mutex_);
+  return const_cast<Backend*>(this)->reservation_record(range, "mapped_bytes").reservation->mapped_bytes;
+}
+
+void Backend::check_mapped(const Segment& segment, std::size_t offset, std::size_t bytes,
+                           std::string_view operation) const {
+  if (bytes == 0) return;
+  const std::lock_guard lock(registry_mutex_);
+  const auto it = live_.find(segment.id);
+  if (it == live_.end() || !it->second.reservation) return;
+  const Reservation& r = *it->second.reservation;
+  const std::size_t first = offset / r.granule;
+  const std::size_t last = (offset + bytes - 1) / r.granule;
+  for (std::size_t g = first; g <= last; ++g) {
+    if (!r.mapped[g]) {
+      throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": bytes [" +
+                            std::to_string(offset) + ", " + std::to_string(offset + bytes) + ") of " +
+                            describe(segment) + " are not all mapped (the granule at offset " +
+                            std::to_string(g * r.granule) + " is not)");
+    }
+  }
+}
+
+Backend::NativeAllocation Backend::do_reserve_address_range(int device, std::size_t /*bytes*/) {
+  throw NotSupported(std::string(name()) + ": " + to_string(DeviceId{kind_, device}) +
+                     " does not implement virtual memory");
+}
+
+void Backend::do_map(const Segment& range, std::size_t /*offset*/, std::size_t /*bytes*/) {
+  throw NotSupported(std::string(name()) + ": " + to_string(range.device) +
+                     " does not implement virtual memory");
+}
+
+void Backend::do_unmap(const Segment& range, std::size_t /*offset*/, std::size_t /*bytes*/) {
+  throw NotSupported(std::string(name()) + ": " + to_string(range.device) +
+                     " does not implement virtual memory");
+}
+
+void Backend::do_release_address_range(const Segment& /*range*/) noexcept {}
 
 bool Backend::owns(const Segment& segment) const {
   if (segment.owner != this) return false;
   const std::lock_guard lock(registry_mutex_);
   const auto it = live_.find(segment.id);
-  return it != live_.end() && it->second.native == segment.native && it->second.size == segment.size &&
-         it->second.device == segment.device && it->second.kind == segment.kind;
+  return it != live_.end() && it->second.matches(segment);
 }
 
 bool Backend::check_copy_operand(const Segment& segment, std::string_view role) const {
@@ -170,6 +321,7 @@ void Backend::memset(const Segment& dst, std::size_t offset, std::uint8_t value,
                           " cannot order a memset of memory on " + to_string(dst.device));
   }
   check_segment_range(*this, "memset on", dst, offset, bytes);
+  if (own) check_mapped(dst, offset, bytes, "memset");
   if (bytes == 0) return;
   do_memset(dst, offset, value, bytes, stream);
 }
@@ -181,6 +333,8 @@ void Backend::copy(const Segment& dst, std::size_t dst_offset, const Segment& sr
   const bool own_src = check_copy_operand(src, "copy source");
   check_segment_range(*this, "copy destination", dst, dst_offset, bytes);
   check_segment_range(*this, "copy source", src, src_offset, bytes);
+  if (own_dst) check_mapped(dst, dst_offset, bytes, "copy destination");
+  if (own_src) check_mapped(src, src_offset, bytes, "copy source");
   if (stream != nullptr) {
     const bool on_involved_device = (own_dst && dst.device == stream->device()) ||
                                     (own_src && src.device == stream->device()) || (!own_dst && !own_src);
@@ -201,6 +355,7 @@ void Backend::prefetch(const Segment& segment, std::size_t offset, std::size_t b
                           " is not a live segment of this backend");
   }
   check_segment_range(*this, "prefetch on", segment, offset, bytes);
+  check_mapped(segment, offset, bytes, "prefetch");
   if (stream != nullptr && stream->device() != segment.device) {
     throw InvalidArgument(std::string(name()) + "::prefetch: stream of " + to_string(stream->device()) +
                           " cannot order a prefetch of memory on " + to_string(segment.device));
@@ -301,7 +456,8 @@ std::size_t Backend::sum_live_bytes(int device, bool include_host_kind) const {
   const std::lock_guard lock(registry_mutex_);
   std::size_t total = 0;
   for (const auto& [id, r] : live_) {
-    if (r.device.index == device && (include_host_kind || r.kind != MemoryKind::Host)) total += r.size;
+    if (r.device.index == device && (include_host_kind || r.kind != MemoryKind::Host))
+      total += r.held_bytes();
   }
   return total;
 }

@@ -100,7 +100,27 @@ class Backend {
   void disable_peer_access(int device, int peer);
   [[nodiscard]] bool peer_access_enabled(int device, int peer) const;
 
+  // Virtual memory, where device_info(device).capabilities.virtual_memory (DeviceInfo::virtual_memory_granule
+  // gives the granule). reserve_address_range() reserves `bytes` (a non-zero multiple of the granule) of
+  // contiguous device addresses with no memory behind them: a live Segment of MemoryKind::Device whose
+  // native handle is its first address. map() puts device memory behind [offset, offset + bytes), unmap()
+  // takes it away again (its contents are lost); both take granule multiples, map only unmapped granules and
+  // unmap only mapped ones, and make the whole call or none of it. Mapped bytes count against the device's
+  // memory (live_bytes, memory_info) as allocated ones do. copy(), memset() and prefetch() reach mapped bytes
+  // only. deallocate() releases the range, unmapping what is still mapped; the caller makes sure no queued
+  // work still uses it (unmapping is not stream-ordered on any backend).
+  // Throws NotSupported naming the device where it has no virtual memory; InvalidArgument for a bad device,
+  // a size or offset that is zero where it may not be, unaligned, past the range, a granule mapped twice or
+  // unmapped twice, or a segment that is not a live reservation of this backend; OutOfMemory when the device
+  // has no room for the mapping; BackendError when the native API fails otherwise.
+  [[nodiscard]] Segment reserve_address_range(int device, std::size_t bytes);
+  void map(const Segment& range, std::size_t offset, std::size_t bytes);
+  void unmap(const Segment& range, std::size_t offset, std::size_t bytes);
+  // Bytes of a live reservation that are mapped now (InvalidArgument for anything else).
+  [[nodiscard]] std::size_t mapped_bytes(const Segment& range) const;
+
   // Segments allocated and not yet freed, and their bytes on one device (InvalidArgument for a bad index).
+  // A reservation counts its mapped bytes.
   [[nodiscard]] std::size_t live_segment_count() const;
   [[nodiscard]] std::size_t live_bytes(int device) const;
   // True when `segment` is a live segment of this backend.
@@ -136,6 +156,14 @@ class Backend {
   // The default throws NotSupported naming the backend.
   virtual std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native);
   virtual std::unique_ptr<Event> do_create_event(int device) = 0;
+  // Virtual memory hooks, called only for devices whose capabilities say virtual_memory, with arguments the
+  // base has checked: granule multiples inside the range, map() only over unmapped granules and unmap() only
+  // over mapped ones. The defaults throw NotSupported naming the backend. do_release() is called once per
+  // reservation after everything in it was unmapped, and must not throw.
+  virtual NativeAllocation do_reserve_address_range(int device, std::size_t bytes);
+  virtual void do_map(const Segment& range, std::size_t offset, std::size_t bytes);
+  virtual void do_unmap(const Segment& range, std::size_t offset, std::size_t bytes);
+  virtual void do_release_address_range(const Segment& range) noexcept;
   // Called for pairs listed in peers, when their state changes. The defaults throw NotSupported naming both.
   virtual void do_enable_peer_access(int device, int peer);
   virtual void do_disable_peer_access(int device, int peer);
@@ -150,12 +178,41 @@ class Backend {
   // treated as pageable; throws InvalidArgument for anything else.
   bool check_copy_operand(const Segment& segment, std::string_view role) const;
 
+  // A reservation's granules, mapped or not.
+  struct Reservation {
+    std::size_t granule = 0;
+    std::size_t mapped_bytes = 0;
+    std::vector<bool> mapped;  // per granule
+  };
+
   struct LiveRecord {
     void* native = nullptr;
     std::size_t size = 0;
     DeviceId device;
     MemoryKind kind = MemoryKind::Host;
+    std::unique_ptr<Reservation> reservation;  // only for reserve_address_range()
+
+    [[nodiscard]] bool matches(const Segment& s) const noexcept {
+      return native == s.native && size == s.size && device == s.device && kind == s.kind;
+    }
+    // What the record holds of the device's memory: a reservation only its mapped bytes.
+    [[nodiscard]] std::size_t held_bytes() const noexcept {
+      return reservation ? reservation->mapped_bytes : size;
+    }
   };
+
+  // Unmaps what is still mapped and releases the addresses; reports failures instead of throwing.
+  void release_reservation(const Segment& range, const Reservation& reservation) noexcept;
+  // The live reservation `range` names (under registry_mutex_); InvalidArgument naming `operation` otherwise.
+  LiveRecord& reservation_record(const Segment& range, std::string_view operation);
+  // Checks a map/unmap span against the reservation (granule multiples, inside it, every granule `mapped`
+  // or every granule not).
+  static void check_map_span(const Backend& backend, const Segment& range, const Reservation& reservation,
+                             std::size_t offset, std::size_t bytes, bool want_mapped,
+                             std::string_view operation);
+  // copy/memset/prefetch on a reservation: every byte of [offset, offset + bytes) must be mapped.
+  void check_mapped(const Segment& segment, std::size_t offset, std::size_t bytes,
+                    std::string_view operation) const;
 
   // What allocate() checks on every call and never changes: read from do_device_info() once per device, so
   // that the check costs no native query (the host backend would otherwise read /proc/meminfo each time).
@@ -163,6 +220,7 @@ class Backend {
     bool known = false;
     Capabilities capabilities;
     std::size_t max_allocation_bytes = 0;
+    std::size_t virtual_memory_granule = 0;
   };
   AllocationLimits allocation_limits(int device);
 

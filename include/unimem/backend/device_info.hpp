@@ -20,6 +20,8 @@ struct Capabilities {
   bool unified = false;
   bool host_visible_device = false;
   bool host_unified_memory = false;
+  // Device addresses can be reserved first and backed by memory granule by granule (Backend::map).
+  bool virtual_memory = false;
 
   [[nodiscard]] bool supports(MemoryKind kind) const noexcept;
 };
@@ -39,6 +41,9 @@ struct DeviceInfo {
   std::string driver;  // driver or runtime version, as the backend reports it
   MemoryInfo memory;
   std::size_t max_allocation_bytes = 0;  // largest single allocation the device accepts
+  // With capabilities.virtual_memory: the unit Backend::map works in (a power of two), as the native API
+  // reports it; 0 otherwise.
+  std::size_t virtual_memory_granule = 0;
   Capabilities capabilities;
   std::vector<int> peers;  // indices of devices of the same backend this one can access directly
 };

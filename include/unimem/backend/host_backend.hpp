@@ -1,6 +1,7 @@
 #pragma once
 // The host as a device: always present, one device whose device memory is ordinary host memory (so it is
-// host-visible), allocated with kDefaultAlignment. Streams are synchronous.
+// host-visible), allocated with kDefaultAlignment. Streams are synchronous. Virtual memory in pages
+// (src/backend/host/host_address_space.hpp): mapped pages stop counting in the resident set once unmapped.
 
 #include "unimem/backend/backend.hpp"
 
@@ -25,6 +26,10 @@ class HostBackend final : public Backend {
   std::unique_ptr<Stream> do_create_stream(int device) override;
   std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native) override;
   std::unique_ptr<Event> do_create_event(int device) override;
+  NativeAllocation do_reserve_address_range(int device, std::size_t bytes) override;
+  void do_map(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_release_address_range(const Segment& range) noexcept override;
 
   std::string cpu_name_;
 };

@@ -6,6 +6,10 @@
 // out-of-memory behave as on a real device, but memset and copy throw NotSupported. A backed device keeps
 // real host memory behind each range, so bytes can be copied in and out; its device memory is deliberately
 // not host-visible, like a discrete GPU's. Only device memory is served. Streams are synchronous.
+//
+// Virtual memory in granules of kGranule (2 MiB, what CUDA reports for current GPUs): reserving costs no
+// capacity, mapped bytes count against it as allocated ones do, so a map past the capacity is OutOfMemory as
+// on a GPU. Unbacked devices keep the bookkeeping only; backed ones commit host pages behind mapped granules.
 
 #include <cstddef>
 #include <mutex>
@@ -31,6 +35,8 @@ class SimulatedBackend final : public Backend {
  public:
   explicit SimulatedBackend(std::vector<SimulatedDeviceSpec> devices = {});
 
+  static constexpr std::size_t kGranule = std::size_t{2} << 20U;
+
   [[nodiscard]] BackendStatus status() const override;
   [[nodiscard]] int device_count() const noexcept override { return static_cast<int>(specs_.size()); }
   [[nodiscard]] const SimulatedDeviceSpec& spec(int device) const;
@@ -47,6 +53,16 @@ class SimulatedBackend final : public Backend {
   std::unique_ptr<Stream> do_create_stream(int device) override;
   std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native) override;
   std::unique_ptr<Event> do_create_event(int device) override;
+  NativeAllocation do_reserve_address_range(int device, std::size_t bytes) override;
+  void do_map(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_release_address_range(const Segment& range) noexcept override;
+
+  // Takes `bytes` of device `index`'s capacity (under mutex_); OutOfMemory naming `detail` when it has no
+  // room.
+  void take_capacity(std::size_t index, std::size_t bytes, std::string_view detail);
+  // Unbacked devices: `bytes` of fresh simulated addresses (under mutex_).
+  void* take_addresses(std::size_t index, std::size_t bytes);
 
   // Backed devices: the host memory behind a segment. Unbacked: throws NotSupported naming the operation.
   std::byte* backing(const Segment& segment, std::string_view operation) const;

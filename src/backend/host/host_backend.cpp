@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "backend/host/host_address_space.hpp"
 #include "backend/host/synchronous_stream.hpp"
 #include "unimem/core/alignment.hpp"
 #include "unimem/core/error.hpp"
@@ -67,7 +68,9 @@ DeviceInfo HostBackend::do_device_info(int device) const {
                                    .pinned_host = false,
                                    .unified = false,
                                    .host_visible_device = true,
-                                   .host_unified_memory = true};
+                                   .host_unified_memory = true,
+                                   .virtual_memory = true};
+  info.virtual_memory_granule = detail::host_page_size();
   return info;
 }
 
@@ -111,6 +114,23 @@ std::unique_ptr<Stream> HostBackend::do_wrap_native_stream(int device, void* /*n
 
 std::unique_ptr<Event> HostBackend::do_create_event(int device) {
   return std::make_unique<detail::HostClockEvent>(*this, DeviceId{BackendKind::Host, device});
+}
+
+Backend::NativeAllocation HostBackend::do_reserve_address_range(int device, std::size_t bytes) {
+  void* base = detail::reserve_host_addresses(bytes, to_string(DeviceId{BackendKind::Host, device}));
+  return {base, static_cast<std::byte*>(base), true};
+}
+
+void HostBackend::do_map(const Segment& range, std::size_t offset, std::size_t bytes) {
+  detail::commit_host_pages(range.native, offset, bytes, to_string(range.device));
+}
+
+void HostBackend::do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) {
+  detail::decommit_host_pages(range.native, offset, bytes, to_string(range.device));
+}
+
+void HostBackend::do_release_address_range(const Segment& range) noexcept {
+  detail::release_host_addresses(range.native, range.size);
 }
 
 }  // namespace unimem

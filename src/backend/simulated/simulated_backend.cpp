@@ -4,6 +4,7 @@
 #include <new>
 #include <string>
 
+#include "backend/host/host_address_space.hpp"
 #include "backend/host/synchronous_stream.hpp"
 #include "unimem/core/alignment.hpp"
 #include "unimem/core/error.hpp"
@@ -74,8 +75,12 @@ DeviceInfo SimulatedBackend::do_device_info(int device) const {
   info.driver = spec.backed ? "host memory behind each range" : "address ranges only";
   info.memory = do_memory_info(device);
   info.max_allocation_bytes = spec.capacity_bytes;
-  info.capabilities = Capabilities{
-      .device_memory = true, .pinned_host = false, .unified = false, .host_visible_device = false};
+  info.capabilities = Capabilities{.device_memory = true,
+                                   .pinned_host = false,
+                                   .unified = false,
+                                   .host_visible_device = false,
+                                   .virtual_memory = true};
+  info.virtual_memory_granule = kGranule;
   return info;
 }
 
@@ -85,33 +90,48 @@ MemoryInfo SimulatedBackend::do_memory_info(int device) const {
   return MemoryInfo{capacity - used_[static_cast<std::size_t>(device)], capacity, false};
 }
 
+void SimulatedBackend::take_capacity(std::size_t index, std::size_t bytes, std::string_view detail) {
+  const std::size_t capacity = specs_[index].capacity_bytes;
+  const std::size_t free_bytes = capacity - used_[index];
+  if (bytes > free_bytes) {
+    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, static_cast<int>(index)}), free_bytes,
+                      capacity, std::string(detail));
+  }
+  used_[index] += bytes;
+}
+
+void* SimulatedBackend::take_addresses(std::size_t index, std::size_t bytes) {
+  const std::size_t footprint = align_up(bytes, kDefaultAlignment);
+  if (footprint > kLastUnbackedAddress - next_address_) {
+    const std::size_t capacity = specs_[index].capacity_bytes;
+    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, static_cast<int>(index)}),
+                      capacity - used_[index], capacity, "simulated address space exhausted");
+  }
+  void* native = reinterpret_cast<void*>(next_address_);  // NOLINT(performance-no-int-to-ptr)
+  next_address_ += footprint;
+  return native;
+}
+
 Backend::NativeAllocation SimulatedBackend::do_allocate(int device, MemoryKind /*kind*/, std::size_t bytes,
                                                         Stream* /*stream*/) {
   const auto index = static_cast<std::size_t>(device);
-  const SimulatedDeviceSpec& spec = specs_[index];
-  const std::size_t footprint = align_up(bytes, kDefaultAlignment);
   const std::lock_guard lock(mutex_);
-  const std::size_t free_bytes = spec.capacity_bytes - used_[index];
-  if (bytes > free_bytes) {
-    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes,
-                      spec.capacity_bytes);
-  }
-  void* native = nullptr;
-  if (spec.backed) {
-    native = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
-    if (native == nullptr) {
-      throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes,
-                        spec.capacity_bytes, "the host memory backing this simulated device ran out");
+  take_capacity(index, bytes, {});
+  if (!specs_[index].backed) {
+    try {
+      return {take_addresses(index, bytes), nullptr, true};
+    } catch (...) {
+      used_[index] -= bytes;
+      throw;
     }
-  } else {
-    if (footprint > kLastUnbackedAddress - next_address_) {
-      throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), free_bytes,
-                        spec.capacity_bytes, "simulated address space exhausted");
-    }
-    native = reinterpret_cast<void*>(next_address_);  // NOLINT(performance-no-int-to-ptr)
-    next_address_ += footprint;
   }
-  used_[index] += bytes;
+  void* native = ::operator new (bytes, std::align_val_t{kDefaultAlignment}, std::nothrow);
+  if (native == nullptr) {
+    used_[index] -= bytes;
+    const std::size_t capacity = specs_[index].capacity_bytes;
+    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, device}), capacity - used_[index],
+                      capacity, "the host memory backing this simulated device ran out");
+  }
   return {native, nullptr, true};
 }
 
@@ -120,6 +140,48 @@ void SimulatedBackend::do_deallocate(const Segment& segment, Stream* /*stream*/)
   if (specs_[index].backed) ::operator delete (segment.native, std::align_val_t{kDefaultAlignment});
   const std::lock_guard lock(mutex_);
   used_[index] -= segment.size;
+}
+
+Backend::NativeAllocation SimulatedBackend::do_reserve_address_range(int device, std::size_t bytes) {
+  const auto index = static_cast<std::size_t>(device);
+  if (specs_[index].backed) {
+    return {detail::reserve_host_addresses(bytes, to_string(DeviceId{BackendKind::Simulated, device})),
+            nullptr, true};
+  }
+  const std::lock_guard lock(mutex_);
+  next_address_ = align_up(next_address_, kGranule);  // granules start on granule boundaries, as on a GPU
+  return {take_addresses(index, bytes), nullptr, true};
+}
+
+void SimulatedBackend::do_map(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const auto index = static_cast<std::size_t>(range.device.index);
+  {
+    const std::lock_guard lock(mutex_);
+    take_capacity(index, bytes,
+                  "mapping " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
+                      " of a reserved range of " + std::to_string(range.size) + " bytes");
+  }
+  if (!specs_[index].backed) return;
+  try {
+    detail::commit_host_pages(range.native, offset, bytes, to_string(range.device));
+  } catch (...) {
+    const std::lock_guard lock(mutex_);
+    used_[index] -= bytes;
+    throw;
+  }
+}
+
+void SimulatedBackend::do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const auto index = static_cast<std::size_t>(range.device.index);
+  if (specs_[index].backed) detail::decommit_host_pages(range.native, offset, bytes, to_string(range.device));
+  const std::lock_guard lock(mutex_);
+  used_[index] -= bytes;
+}
+
+void SimulatedBackend::do_release_address_range(const Segment& range) noexcept {
+  if (specs_[static_cast<std::size_t>(range.device.index)].backed) {
+    detail::release_host_addresses(range.native, range.size);
+  }
 }
 
 std::byte* SimulatedBackend::backing(const Segment& segment, std::string_view operation) const {
