@@ -1,6 +1,7 @@
-"""PyTorch: torch.from_dlpack of host-visible buffers is zero-copy, and unimem.torch installs the allocator
-library as PyTorch's CUDA allocator. PyPI's torch wheel for Linux pulls about 3 GB of CUDA libraries, so
-./scripts/test installs it only when asked (UNIMEM_TEST_TORCH=1); without it these tests say SKIPPED."""
+"""PyTorch: torch.from_dlpack of host-visible buffers is zero-copy and keeps the memory until the last view
+goes (device memory is refused, never copied), and unimem.torch installs the allocator library as PyTorch's
+CUDA allocator. PyPI's torch wheel for Linux pulls about 3 GB of CUDA libraries, so ./scripts/test installs
+it only when asked (UNIMEM_TEST_TORCH=1); without it these tests say SKIPPED."""
 
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def test_from_dlpack_shares_the_address_both_ways():
     buffer = manager.allocate(((4, 8), "float32"), device="host")
     tensor = torch.from_dlpack(buffer)
     assert tensor.shape == (4, 8) and tensor.dtype == torch.float32 and tensor.device.type == "cpu"
+    assert tensor.stride() == (8, 1)
     assert tensor.data_ptr() == buffer.address
     tensor[1, 2] = 42.0
     assert np.asarray(buffer)[1, 2] == 42.0
@@ -39,16 +41,55 @@ def test_from_dlpack_shares_the_address_both_ways():
     assert tensor[3, 7].item() == -1.5
 
 
-def test_tensor_keeps_the_memory_until_it_goes():
+# Every dtype MemoryManager.allocate takes, spelt as PyTorch spells it.
+DTYPES = [
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64",
+]
+
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_every_dtype_arrives_as_the_same_torch_dtype_in_place(name):
     manager = unimem.MemoryManager()
-    stats = manager.stats
-    tensor = torch.from_dlpack(manager.allocate(((1024,), "int64"), device="host"))
+    buffer = manager.allocate(((3, 5), name), device="host")
+    tensor = torch.from_dlpack(buffer)
+    assert tensor.dtype == getattr(torch, name) and tensor.shape == (3, 5)
+    assert tensor.data_ptr() == buffer.address
+    assert tensor.element_size() * tensor.numel() == buffer.nbytes
+
+
+@pytest.mark.parametrize("device", ["opencl:0", "sim:0"])
+def test_device_memory_is_refused_not_copied(device):
+    manager = unimem.MemoryManager(simulated=["64MiB:backed"])
+    buffer = manager.allocate(((16,), "float32"), device=device)
+    with pytest.raises(unimem.NotSupported, match="not host-visible"):
+        torch.from_dlpack(buffer)
+
+
+def test_the_last_view_frees_the_memory():
+    manager = unimem.MemoryManager()
+    buffer = manager.allocate(((1024,), "int64"), device="host")
+    first = torch.from_dlpack(buffer)
+    second = torch.from_dlpack(buffer)[1::2]  # a strided view of a second import
+    assert first.data_ptr() == buffer.address and second.data_ptr() == buffer.address + 8
+    del buffer
+    first.fill_(7)
+    assert int(second.sum()) == 7 * 512
+    del first
+    assert manager.stats("host")["in_use_bytes"] >= 8192
+    del second
+    assert manager.stats("host")["in_use_bytes"] == 0
+
+
+def test_tensor_outlives_the_managers_python_object():
+    manager = unimem.MemoryManager()
+    references = sys.getrefcount(manager)
+    tensor = torch.from_dlpack(manager.allocate(((1 << 20,), "int64"), device="host"))
+    # The tensor holds the allocation (and through it the C++ manager), not the Python object, so this
+    # `del` deallocates the MemoryManager object: what follows reads memory only the tensor keeps.
+    assert sys.getrefcount(manager) == references
     del manager
-    tensor.fill_(7)
-    assert stats("host")["in_use_bytes"] >= 8192
-    assert int(tensor.sum()) == 7 * 1024
-    del tensor
-    assert stats("host")["in_use_bytes"] == 0
+    tensor.copy_(torch.arange(1 << 20))
+    assert int(tensor[-1]) == (1 << 20) - 1 and int(tensor.sum()) == (1 << 20) * ((1 << 20) - 1) // 2
 
 
 def test_enable_without_cuda_says_why():

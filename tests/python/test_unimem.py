@@ -77,17 +77,29 @@ def test_from_dlpack_shares_the_address(manager):
 
 def test_buffer_outlives_manager_reference_while_numpy_holds_it():
     manager = unimem.MemoryManager()
-    stats = manager.stats
-    view = np.asarray(manager.allocate(4096, device="host"))
-    dl_view = np.from_dlpack(manager.allocate(4096, device="host"))
+    references = sys.getrefcount(manager)
+    view = np.asarray(manager.allocate(1 << 20, device="host"))
+    dl_view = np.from_dlpack(manager.allocate(1 << 20, device="host"))
+    # The views hold their allocations (and through them the C++ manager), not the Python object, so this
+    # `del` deallocates the MemoryManager object: what follows touches memory only the views keep.
+    assert sys.getrefcount(manager) == references
     del manager
     view[:] = 7
     dl_view[:] = 9
-    assert stats("host")["in_use_bytes"] >= 8192
+    assert int(view.sum()) == 7 << 20 and int(dl_view.sum()) == 9 << 20
+
+
+def test_the_last_numpy_view_frees_the_memory():
+    manager = unimem.MemoryManager()
+    view = np.asarray(manager.allocate(4096, device="host"))
+    dl_view = np.from_dlpack(manager.allocate(4096, device="host"))
+    view[:] = 7
+    dl_view[:] = 9
+    assert manager.stats("host")["in_use_bytes"] >= 8192
     del view
-    assert stats("host")["in_use_bytes"] >= 4096
+    assert manager.stats("host")["in_use_bytes"] >= 4096
     del dl_view
-    assert stats("host")["in_use_bytes"] == 0
+    assert manager.stats("host")["in_use_bytes"] == 0
 
 
 @pytest.mark.parametrize("device", ["opencl:0", "opencl:1", "sim:0"])
