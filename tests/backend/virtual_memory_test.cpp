@@ -436,6 +436,41 @@ TEST(HostVirtualMemory, StaleAccessToAnUnmappedPageFaults) {
       "");
 }
 
+// CUDA: physical memory runs out granule by granule.
+
+TEST(CudaVirtualMemory, MapPastFreeMemoryIsOutOfMemoryAndUndone) {
+  std::string why;
+  Backend* cuda = test::backend_with_devices(BackendKind::Cuda, why);
+  if (cuda == nullptr) GTEST_SKIP() << why;
+  const DeviceInfo info = cuda->device_info(0);
+  if (!info.capabilities.virtual_memory) GTEST_SKIP() << info.name << " has no virtual memory management";
+  const std::size_t granule = info.virtual_memory_granule;
+  const std::size_t before = cuda->live_bytes(0);
+  // More than is free: the map fails part-way, after the driver has handed out many granules.
+  const std::size_t bytes = (info.memory.free_bytes / granule + 64) * granule;
+  const Segment range = cuda->reserve_address_range(0, bytes);
+  try {
+    cuda->map(range, 0, bytes);
+    ADD_FAILURE() << "mapping " << bytes << " bytes with " << info.memory.free_bytes << " free succeeded";
+  } catch (const OutOfMemory& e) {
+    EXPECT_EQ(e.requested(), bytes);
+    EXPECT_EQ(e.device(), "cuda:0");
+    EXPECT_NE(std::string(e.what()).find("CUDA_ERROR_OUT_OF_MEMORY"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(cuda->mapped_bytes(range), 0U);
+  EXPECT_EQ(cuda->live_bytes(0), before);
+  // What the failed call had mapped went back to the driver: a granule at the end maps now.
+  cuda->map(range, bytes - granule, granule);
+  const std::vector<std::uint8_t> in = pattern(256, 3);
+  std::vector<std::uint8_t> out(in.size());
+  cuda->copy(range, bytes - granule, Segment::host_view(in.data(), in.size()), 0, in.size());
+  cuda->copy(Segment::host_view(out.data(), out.size()), 0, range, bytes - granule, out.size());
+  EXPECT_EQ(out, in);
+  cuda->deallocate(range);
+  EXPECT_GE(cuda->memory_info(0).free_bytes + 64 * granule, info.memory.free_bytes)
+      << "the device's memory came back";
+}
+
 // OpenCL has no virtual memory.
 
 TEST(OpenCLVirtualMemory, ReserveIsNotSupportedNamingTheDevice) {
