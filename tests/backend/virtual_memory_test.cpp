@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/backend_fixture.hpp"
@@ -272,6 +273,30 @@ TEST_P(VirtualMemoryTest, MapAndUnmapTakeOnlyLiveReservations) {
   expect_error<InvalidArgument>([&] { backend_->deallocate(range); },
                                 {"#" + std::to_string(range.id), "not live"});
   backend_->deallocate(plain);
+}
+
+TEST_P(VirtualMemoryTest, ConcurrentMapsAndUnmapsOfDisjointGranules) {
+  constexpr std::size_t kThreads = 4;
+  constexpr int kRounds = 50;
+  const Segment range = backend_->reserve_address_range(0, 2 * kThreads * granule_);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::size_t mine = 2 * t * granule_;
+      for (int round = 0; round < kRounds; ++round) {
+        backend_->map(range, mine, 2 * granule_);
+        backend_->unmap(range, mine + (round % 2 == 0 ? 0 : granule_), granule_);
+        (void)backend_->mapped_bytes(range);
+        (void)backend_->live_bytes(0);
+        backend_->unmap(range, mine + (round % 2 == 0 ? granule_ : 0), granule_);
+      }
+      backend_->map(range, mine, granule_);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(backend_->mapped_bytes(range), kThreads * granule_);
+  EXPECT_EQ(live(), kThreads * granule_);
+  backend_->deallocate(range);
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, VirtualMemoryTest,
