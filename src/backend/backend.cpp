@@ -1,9 +1,11 @@
 #include "unimem/backend/backend.hpp"
 
 #include <algorithm>
+#include <new>
 #include <string>
 #include <vector>
 
+#include "unimem/backend/host_backend.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
@@ -188,9 +190,8 @@ Segment Backend::reserve_address_range(int device, std::size_t bytes) {
                           " is not a non-zero multiple of the granule of " + std::to_string(granule) +
                           " bytes");
   }
-  auto reservation = std::make_unique<Reservation>();
-  reservation->granule = granule;
-  reservation->mapped.assign(bytes / granule, false);
+  // The native reservation first: it rejects a range too large for the address space, before the per-granule
+  // record below is sized by it.
   const NativeAllocation native = do_reserve_address_range(device, bytes);
   Segment s;
   s.device = DeviceId{kind_, device};
@@ -200,9 +201,20 @@ Segment Backend::reserve_address_range(int device, std::size_t bytes) {
   s.host_ptr = native.host_ptr;
   s.native_is_address = native.native_is_address;
   s.owner = this;
-  const std::lock_guard lock(registry_mutex_);
-  s.id = next_id_++;
-  live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind, std::move(reservation)});
+  try {
+    auto reservation = std::make_unique<Reservation>();
+    reservation->granule = granule;
+    reservation->mapped.assign(bytes / granule, false);
+    const std::lock_guard lock(registry_mutex_);
+    s.id = next_id_++;
+    live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind, std::move(reservation)});
+  } catch (const std::bad_alloc&) {
+    do_release_address_range(s);
+    const MemoryInfo memory = host_memory_info();
+    throw OutOfMemory(bytes, to_string(s.device), memory.free_bytes, memory.total_bytes,
+                      "no host memory for the record of " + std::to_string(bytes / granule) +
+                          " granules of a reserved range");
+  }
   return s;
 }
 

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "unimem/backend/simulated_backend.hpp"
 #include "unimem/config.hpp"
 #include "unimem/core/size.hpp"
 
@@ -35,6 +36,38 @@ TEST(InfoCommand, JsonListsEveryBackendWithDevicesAndPeerMatrix) {
       EXPECT_FALSE(backend["compiled_in"].get<bool>());
     }
   }
+}
+
+TEST(InfoCommand, JsonAndTableShowVirtualMemoryAndItsGranule) {
+  const BackendRegistry registry(BackendRegistryOptions{{SimulatedDeviceSpec::parse("80GiB")}});
+  const auto platform = classify_platform("Linux version 6.1.0 (x) #1 SMP");
+  const nlohmann::json doc = nlohmann::json::parse(cli::info_json(registry, platform).dump());
+  for (const auto& backend : doc["backends"]) {
+    for (const auto& device : backend["devices"]) {
+      const bool has = device["capabilities"]["virtual_memory"].get<bool>();
+      const auto granule = device["virtual_memory_granule"].get<std::size_t>();
+      EXPECT_EQ(has, granule != 0) << device["id"];
+      if (backend["name"] == "sim") {
+        EXPECT_TRUE(has);
+        EXPECT_EQ(granule, SimulatedBackend::kGranule);
+      }
+      if (backend["name"] == "opencl") {
+        EXPECT_FALSE(has) << device["id"];
+      }
+    }
+  }
+  const std::string table = cli::info_table(registry, platform);
+  EXPECT_NE(table.find("virtual"), std::string::npos);
+  const auto sim_row = table.find("\nsim:0 ");
+  ASSERT_NE(sim_row, std::string::npos) << table;
+  const std::string row = table.substr(sim_row + 1, table.find('\n', sim_row + 1) - sim_row - 1);
+  EXPECT_NE(row.find(format_bytes(SimulatedBackend::kGranule)), std::string::npos) << row;
+  const auto host_row = table.find("\nhost:0 ");
+  ASSERT_NE(host_row, std::string::npos) << table;
+  const std::string host = table.substr(host_row + 1, table.find('\n', host_row + 1) - host_row - 1);
+  EXPECT_NE(host.find(format_bytes(registry.find(BackendKind::Host)->device_info(0).virtual_memory_granule)),
+            std::string::npos)
+      << host;
 }
 
 TEST(InfoCommand, TableNamesBackendsAndPlatform) {

@@ -48,7 +48,9 @@ nlohmann::json device_json(const DeviceInfo& d) {
         {"pinned_host", d.capabilities.pinned_host},
         {"unified", d.capabilities.unified},
         {"host_visible_device", d.capabilities.host_visible_device},
-        {"host_unified_memory", d.capabilities.host_unified_memory}}},
+        {"host_unified_memory", d.capabilities.host_unified_memory},
+        {"virtual_memory", d.capabilities.virtual_memory}}},
+      {"virtual_memory_granule", d.virtual_memory_granule},
       {"peers", d.peers},
   };
 }
@@ -93,22 +95,26 @@ std::string info_table(const BackendRegistry& registry, const PlatformInfo& plat
     out += fmt::format("{:<8} {:<9} {:<9} {}\n", to_string(entry.kind), yes_no(entry.status.compiled_in),
                        yes_no(entry.status.available), entry.status.detail);
   }
-  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", "device", "name",
-                     "total", "free", "max alloc", "device", "pinned", "unified", "host-visible");
+  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {}\n", "device", "name",
+                     "total", "free", "max alloc", "device", "pinned", "unified", "host-visible", "virtual");
   for (const auto& entry : registry.entries()) {
     for (const auto& d : device_infos(entry)) {
       std::string name = d.name.size() > 40 ? d.name.substr(0, 37) + "..." : d.name;
-      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<11}\n", to_string(d.id),
+      // Virtual memory: the granule map() works in, or "-" without it.
+      const std::string virtual_memory =
+          d.capabilities.virtual_memory ? format_bytes(d.virtual_memory_granule) : yes_no(false);
+      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {}\n", to_string(d.id),
                          name, format_bytes(d.memory.total_bytes),
                          format_bytes(d.memory.free_bytes) + (d.memory.estimated ? "*" : ""),
                          format_bytes(d.max_allocation_bytes), yes_no(d.capabilities.device_memory),
                          yes_no(d.capabilities.pinned_host), yes_no(d.capabilities.unified),
-                         yes_no(d.capabilities.host_visible_device));
+                         yes_no(d.capabilities.host_visible_device), virtual_memory);
     }
   }
   out +=
       "(* free memory estimated: the backend has no free-memory query; total minus unimem's own "
-      "allocations)\n";
+      "allocations)\n"
+      "(virtual: the granule of Backend::map where the device has virtual memory)\n";
   for (const auto& entry : registry.entries()) {
     const std::vector<DeviceInfo> infos = device_infos(entry);
     if (infos.size() < 2) continue;

@@ -1,7 +1,10 @@
 #pragma once
 // CUDA through the runtime API, linked statically so that the same binary runs on machines without a driver
 // (it then reports zero devices and the reason). Device memory from cudaMalloc, or cudaMallocAsync when a
-// stream is given; pinned host from cudaHostAlloc; managed from cudaMallocManaged.
+// stream is given; pinned host from cudaHostAlloc; managed from cudaMallocManaged. Virtual memory through the
+// driver's virtual memory management (cuMemAddressReserve, cuMemCreate, cuMemMap), one physical allocation
+// per granule, where the driver and the device offer it; the driver's functions are reached through the
+// runtime.
 
 #include <memory>
 
@@ -37,6 +40,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Stream> do_create_stream(int device) override;
   std::unique_ptr<Stream> do_wrap_native_stream(int device, void* native) override;
   std::unique_ptr<Event> do_create_event(int device) override;
+  NativeAllocation do_reserve_address_range(int device, std::size_t bytes) override;
+  void do_map(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) override;
+  void do_release_address_range(const Segment& range) noexcept override;
   void do_enable_peer_access(int device, int peer) override;
   void do_disable_peer_access(int device, int peer) override;
 

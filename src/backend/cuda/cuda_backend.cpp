@@ -1,14 +1,20 @@
 #include "unimem/backend/cuda_backend.hpp"
 
+// cudaTypedefs.h (and the cuda.h it includes) for the driver's types, enums and function pointer types only:
+// the driver's functions are reached at run time through the runtime, so libcuda is never linked.
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "unimem/backend/host_backend.hpp"
@@ -202,6 +208,112 @@ struct CudaDevice {
   bool stream_ordered_allocation = false;
 };
 
+// The driver's virtual memory functions. The binary links the static runtime and no libcuda, so that it
+// starts without a driver; the runtime hands out the driver's entry points once it has found one.
+struct DriverApi {
+  PFN_cuGetErrorName_v6000 get_error_name = nullptr;
+  PFN_cuDeviceGet_v2000 device_get = nullptr;
+  PFN_cuDeviceGetAttribute_v2000 device_get_attribute = nullptr;
+  PFN_cuMemGetAllocationGranularity_v10020 get_allocation_granularity = nullptr;
+  PFN_cuMemAddressReserve_v10020 address_reserve = nullptr;
+  PFN_cuMemAddressFree_v10020 address_free = nullptr;
+  PFN_cuMemCreate_v10020 create = nullptr;
+  PFN_cuMemRelease_v10020 release = nullptr;
+  PFN_cuMemMap_v10020 map = nullptr;
+  PFN_cuMemUnmap_v10020 unmap = nullptr;
+  PFN_cuMemSetAccess_v10020 set_access = nullptr;
+  bool resolved = false;  // every pointer above is set
+};
+
+// The driver API version whose signatures the PFN_* types above describe (all unchanged since 10.2).
+constexpr unsigned int kDriverApiVersion = 12000;
+
+template <typename Function>
+bool resolve(const char* symbol, Function& function) {
+  void* address = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+  const cudaError_t status =
+      cudaGetDriverEntryPointByVersion(symbol, &address, kDriverApiVersion, cudaEnableDefault, &found);
+#else
+  const cudaError_t status = cudaGetDriverEntryPoint(symbol, &address, cudaEnableDefault, &found);
+#endif
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  if (found != cudaDriverEntryPointSuccess || address == nullptr) return false;
+  function = reinterpret_cast<Function>(address);
+  return true;
+}
+
+DriverApi resolve_driver_api() {
+  DriverApi api;
+  api.resolved = resolve("cuGetErrorName", api.get_error_name) && resolve("cuDeviceGet", api.device_get) &&
+                 resolve("cuDeviceGetAttribute", api.device_get_attribute) &&
+                 resolve("cuMemGetAllocationGranularity", api.get_allocation_granularity) &&
+                 resolve("cuMemAddressReserve", api.address_reserve) &&
+                 resolve("cuMemAddressFree", api.address_free) && resolve("cuMemCreate", api.create) &&
+                 resolve("cuMemRelease", api.release) && resolve("cuMemMap", api.map) &&
+                 resolve("cuMemUnmap", api.unmap) && resolve("cuMemSetAccess", api.set_access);
+  return api;
+}
+
+// Device memory of `device` for cuMemCreate, and the granule it comes in.
+CUmemAllocationProp pinned_on(int device) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device;
+  return prop;
+}
+
+// The granule of `device` where the driver offers virtual memory management on it, 0 otherwise.
+std::size_t virtual_memory_granule(const DriverApi& api, int device) {
+  if (!api.resolved) return 0;
+  CUdevice handle = 0;
+  int supported = 0;
+  if (api.device_get(&handle, device) != CUDA_SUCCESS ||
+      api.device_get_attribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, handle) !=
+          CUDA_SUCCESS ||
+      supported != 1) {
+    return 0;
+  }
+  const CUmemAllocationProp prop = pinned_on(device);
+  std::size_t granule = 0;
+  if (api.get_allocation_granularity(&granule, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) != CUDA_SUCCESS)
+    return 0;
+  // Backend::map's contract: a power of two.
+  return granule != 0 && (granule & (granule - 1)) == 0 ? granule : 0;
+}
+
+std::string driver_error_name(const DriverApi& api, CUresult status) {
+  const char* name = nullptr;
+  if (api.get_error_name != nullptr && api.get_error_name(status, &name) == CUDA_SUCCESS && name != nullptr) {
+    return name;
+  }
+  return "CUresult " + std::to_string(static_cast<int>(status));
+}
+
+// Throws for any status but CUDA_SUCCESS: OutOfMemory naming `bytes` for CUDA_ERROR_OUT_OF_MEMORY,
+// BackendError with the driver's name for the status otherwise.
+void check_driver(const DriverApi& api, CUresult status, std::string_view call, int device,
+                  std::size_t bytes) {
+  if (status == CUDA_SUCCESS) return;
+  const std::string what = std::string(call) + " on " + to_string(DeviceId{BackendKind::Cuda, device}) +
+                           " returned " + driver_error_name(api, status);
+  if (status == CUDA_ERROR_OUT_OF_MEMORY) {
+    const MemoryInfo memory = device_memory(device);
+    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Cuda, device}), memory.free_bytes,
+                      memory.total_bytes, what);
+  }
+  throw BackendError("cuda", status, driver_error_name(api, status), what);
+}
+
+CUdeviceptr device_address(const Segment& range, std::size_t offset) {
+  return reinterpret_cast<CUdeviceptr>(range.native) + offset;
+}
+
 }  // namespace
 
 struct CudaBackend::Impl {
@@ -209,11 +321,17 @@ struct CudaBackend::Impl {
   // thread-safe, and the current device is per thread.
   BackendStatus status;
   std::vector<CudaDevice> devices;
+  DriverApi driver;
+
+  // The physical memory behind each mapped granule, by the granule's address: one handle per granule, so
+  // that any granule can be unmapped alone.
+  std::mutex granules_mutex;
+  std::unordered_map<CUdeviceptr, CUmemGenericAllocationHandle> granules;
 };
 
 namespace {
 
-CudaDevice discover(int device, int count, int driver, int runtime) {
+CudaDevice discover(int device, int count, int driver, int runtime, const DriverApi& api) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
   int pools = 0;
@@ -233,6 +351,8 @@ CudaDevice discover(int device, int count, int driver, int runtime) {
                                    // the GPU can read pageable host memory (pageableMemoryAccess).
                                    .host_visible_device = false,
                                    .host_unified_memory = prop.integrated != 0};
+  info.virtual_memory_granule = virtual_memory_granule(api, device);
+  info.capabilities.virtual_memory = info.virtual_memory_granule != 0;
   for (int peer = 0; peer < count; ++peer) {
     int can_access = 0;
     if (peer != device) check(cudaDeviceCanAccessPeer(&can_access, device, peer), "cudaDeviceCanAccessPeer");
@@ -263,9 +383,10 @@ CudaBackend::CudaBackend() : Backend(BackendKind::Cuda), impl_(std::make_unique<
     status.detail = "no CUDA device: cudaGetDeviceCount found none (" + versions + ")";
     return;
   }
+  impl_->driver = resolve_driver_api();
   try {
     for (int device = 0; device < count; ++device) {
-      impl_->devices.push_back(discover(device, count, driver, runtime));
+      impl_->devices.push_back(discover(device, count, driver, runtime, impl_->driver));
     }
   } catch (const Error& e) {
     // All or nothing: skipping one device would renumber the others away from CUDA's own ordinals.
@@ -442,6 +563,103 @@ void CudaBackend::do_disable_peer_access(int device, int peer) {
     return;
   }
   check(status, "cudaDeviceDisablePeerAccess");
+}
+
+Backend::NativeAllocation CudaBackend::do_reserve_address_range(int device, std::size_t bytes) {
+  const DriverApi& api = impl_->driver;
+  const std::size_t granule = impl_->devices[static_cast<std::size_t>(device)].info.virtual_memory_granule;
+  const DeviceGuard guard(device);
+  CUdeviceptr base = 0;
+  check_driver(api, api.address_reserve(&base, bytes, granule, 0, 0), "cuMemAddressReserve", device, bytes);
+  return {reinterpret_cast<void*>(base), nullptr, true};  // NOLINT(performance-no-int-to-ptr)
+}
+
+void CudaBackend::do_map(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const DriverApi& api = impl_->driver;
+  const int device = range.device.index;
+  const std::size_t granule = impl_->devices[static_cast<std::size_t>(device)].info.virtual_memory_granule;
+  const DeviceGuard guard(device);
+  const CUmemAllocationProp prop = pinned_on(device);
+  // The device itself and its peers may touch the memory, as they may cudaMalloc memory once peer access is
+  // on: copies between devices read or write it from either side.
+  std::vector<CUmemAccessDesc> access;
+  const auto grant = [&access](int reader) {
+    CUmemAccessDesc desc{};
+    desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    desc.location.id = reader;
+    desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    access.push_back(desc);
+  };
+  grant(device);
+  for (const int peer : impl_->devices[static_cast<std::size_t>(device)].info.peers) grant(peer);
+  const CUdeviceptr first = device_address(range, offset);
+  const std::string where = " (mapping " + std::to_string(bytes) + " bytes at offset " +
+                            std::to_string(offset) + " of a reserved range)";
+
+  const std::lock_guard lock(impl_->granules_mutex);
+  std::vector<std::pair<CUdeviceptr, CUmemGenericAllocationHandle>> mapped;
+  mapped.reserve(bytes / granule);  // so that recording a mapped granule below cannot fail
+  try {
+    for (std::size_t at = 0; at < bytes; at += granule) {
+      CUmemGenericAllocationHandle handle = 0;
+      check_driver(api, api.create(&handle, granule, &prop, 0), "cuMemCreate" + where, device, bytes);
+      const CUresult status = api.map(first + at, granule, 0, handle, 0);
+      if (status != CUDA_SUCCESS) (void)api.release(handle);
+      check_driver(api, status, "cuMemMap" + where, device, bytes);
+      mapped.emplace_back(first + at, handle);
+      impl_->granules.emplace(first + at, handle);
+    }
+    check_driver(api, api.set_access(first, bytes, access.data(), access.size()), "cuMemSetAccess" + where,
+                 device, bytes);
+  } catch (...) {
+    // All or nothing: what this call mapped goes again.
+    for (const auto& [address, handle] : mapped) {
+      (void)api.unmap(address, granule);
+      (void)api.release(handle);
+      impl_->granules.erase(address);
+    }
+    throw;
+  }
+}
+
+void CudaBackend::do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) {
+  const DriverApi& api = impl_->driver;
+  const int device = range.device.index;
+  const std::size_t granule = impl_->devices[static_cast<std::size_t>(device)].info.virtual_memory_granule;
+  const DeviceGuard guard(device);
+  // Unmapping is not stream-ordered: work still queued on the memory finishes first, as before cudaFree.
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  const CUdeviceptr first = device_address(range, offset);
+  const std::lock_guard lock(impl_->granules_mutex);
+  // Every granule is tried. One whose unmap failed stays recorded; one that a failed call did unmap is gone
+  // from the record, so a repeated call skips it.
+  CUresult failure = CUDA_SUCCESS;
+  std::string failed_call;
+  for (std::size_t at = 0; at < bytes; at += granule) {
+    const auto it = impl_->granules.find(first + at);
+    if (it == impl_->granules.end()) continue;
+    CUresult status = api.unmap(it->first, granule);
+    const char* call = "cuMemUnmap";
+    if (status == CUDA_SUCCESS) {
+      status = api.release(it->second);
+      call = "cuMemRelease";
+      impl_->granules.erase(it);
+    }
+    if (status != CUDA_SUCCESS && failure == CUDA_SUCCESS) {
+      failure = status;
+      failed_call = std::string(call) + " (unmapping the granule at offset " + std::to_string(offset + at) +
+                    " of a reserved range)";
+    }
+  }
+  check_driver(api, failure, failed_call, device, bytes);
+}
+
+void CudaBackend::do_release_address_range(const Segment& range) noexcept {
+  without_throwing("deallocate", [&] {
+    const DeviceGuard guard(range.device.index);
+    check_driver(impl_->driver, impl_->driver.address_free(device_address(range, 0), range.size),
+                 "cuMemAddressFree", range.device.index, range.size);
+  });
 }
 
 std::unique_ptr<Stream> CudaBackend::do_create_stream(int device) {
