@@ -101,7 +101,7 @@ struct CoalescingPool::State {
     }
     std::uint32_t index = kNoRange;
     try {
-      index = ranges.add(slot, segment.offset, segment.size, kNoRange);
+      index = ranges.add(slot, segment.offset, segment.size, kNoRange, kNoRange);
     } catch (...) {
       segments[slot] = Allocation{};
       unused_segments.push_back(slot);

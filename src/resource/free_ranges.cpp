@@ -26,8 +26,8 @@ void FreeRanges::recycle_range(std::uint32_t index) noexcept {
   unused_ranges_.push_back(index);
 }
 
-std::uint32_t FreeRanges::add(std::uint32_t segment, std::size_t offset, std::size_t size,
-                              std::uint32_t prev) {
+std::uint32_t FreeRanges::add(std::uint32_t segment, std::size_t offset, std::size_t size, std::uint32_t prev,
+                              std::uint32_t next) {
   const std::uint32_t index = new_range();
   Range& r = ranges_[index];
   const std::uint32_t generation = r.generation;
@@ -37,11 +37,9 @@ std::uint32_t FreeRanges::add(std::uint32_t segment, std::size_t offset, std::si
   r.size = size;
   r.segment = segment;
   r.prev = prev;
-  if (prev != kNoRange) {
-    r.next = ranges_[prev].next;
-    if (r.next != kNoRange) ranges_[r.next].prev = index;
-    ranges_[prev].next = index;
-  }
+  r.next = next;
+  if (prev != kNoRange) ranges_[prev].next = index;
+  if (next != kNoRange) ranges_[next].prev = index;
   return index;
 }
 

@@ -48,9 +48,10 @@ class FreeRanges {
   // Every record, unused ones included (segment == kNoRange).
   [[nodiscard]] const std::vector<Range>& records() const noexcept { return ranges_; }
 
-  // A record for a new free range of `size` bytes at `offset` of `segment`, after `prev` in its address
-  // list (kNoRange: the segment's first range); in no free list yet.
-  std::uint32_t add(std::uint32_t segment, std::size_t offset, std::size_t size, std::uint32_t prev);
+  // A record for a new free range of `size` bytes at `offset` of `segment`, between `prev` and `next` in its
+  // address list (kNoRange: none); in no free list yet.
+  std::uint32_t add(std::uint32_t segment, std::size_t offset, std::size_t size, std::uint32_t prev,
+                    std::uint32_t next);
   // Forgets free range `index` (out of every list), e.g. when its segment goes back upstream.
   void remove(std::uint32_t index) noexcept;
 

@@ -108,6 +108,8 @@ nlohmann::json pool_snapshot_json(const PoolSnapshot& snapshot) {
             {"fragmentation", u.fragmentation()},
             {"upstream_allocations", u.upstream_allocations},
             {"upstream_deallocations", u.upstream_deallocations},
+            {"map_calls", u.map_calls},
+            {"unmap_calls", u.unmap_calls},
             {"cache_hits", u.cache_hits},
             {"cache_misses", u.cache_misses}}},
           {"segments", std::move(segments)}};

@@ -15,6 +15,7 @@ namespace {
 constexpr std::string_view kSizeClassKeys =
     "min_block, max_block, max_pooled_per_bucket, chunk_size, per_thread_cache";
 constexpr std::string_view kCoalescingKeys = "initial, growth, max, max_step, release";
+constexpr std::string_view kExpandableKeys = "granule, reservation";
 
 [[noreturn]] void bad_spec(std::string_view spec, const std::string& why) {
   throw InvalidArgument("resource spec " + quoted(spec) + ": " + why);
@@ -101,6 +102,25 @@ bool apply_coalescing(CoalescingPoolOptions& options, const Option& option) {
   return true;
 }
 
+bool apply_expandable(ExpandablePoolOptions& options, const Option& option) {
+  if (option.key == "granule") {
+    options.granule = option.size();
+  } else if (option.key == "reservation") {
+    options.reservation = option.size();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+LargePoolKind large_pool_kind(const Option& option) {
+  for (const LargePoolKind kind :
+       {LargePoolKind::Automatic, LargePoolKind::Coalescing, LargePoolKind::Expandable}) {
+    if (option.value == to_string(kind)) return kind;
+  }
+  option.reject(quoted(option.value) + " is not auto, coalescing or expandable");
+}
+
 // Applies one option to the spec's kind; false when the kind has no such key.
 bool apply(ResourceSpec& spec, const Option& option) {
   switch (spec.kind) {
@@ -110,12 +130,19 @@ bool apply(ResourceSpec& spec, const Option& option) {
       return apply_size_class(spec.size_class, option);
     case ResourceSpecKind::Coalescing:
       return apply_coalescing(spec.coalescing, option);
+    case ResourceSpecKind::Expandable:
+      return apply_expandable(spec.expandable, option);
     case ResourceSpecKind::Hybrid:
       if (option.key == "threshold") {
         spec.hybrid.small_threshold = option.size();
         return true;
       }
-      return apply_size_class(spec.hybrid.small, option) || apply_coalescing(spec.hybrid.large, option);
+      if (option.key == "large") {
+        spec.hybrid.large_kind = large_pool_kind(option);
+        return true;
+      }
+      return apply_size_class(spec.hybrid.small, option) || apply_coalescing(spec.hybrid.large, option) ||
+             apply_expandable(spec.hybrid.expandable, option);
   }
   return false;
 }
@@ -128,8 +155,11 @@ std::string known_keys(ResourceSpecKind kind) {
       return std::string(kSizeClassKeys);
     case ResourceSpecKind::Coalescing:
       return std::string(kCoalescingKeys);
+    case ResourceSpecKind::Expandable:
+      return std::string(kExpandableKeys);
     case ResourceSpecKind::Hybrid:
-      return "threshold, " + std::string(kSizeClassKeys) + ", " + std::string(kCoalescingKeys);
+      return "threshold, large, " + std::string(kSizeClassKeys) + ", " + std::string(kCoalescingKeys) + ", " +
+             std::string(kExpandableKeys);
   }
   return {};
 }
@@ -138,9 +168,10 @@ ResourceSpecKind parse_kind(std::string_view spec, std::string_view name) {
   if (name == "upstream") return ResourceSpecKind::Upstream;
   if (name == "size-class") return ResourceSpecKind::SizeClass;
   if (name == "coalescing" || name == "pool") return ResourceSpecKind::Coalescing;
+  if (name == "expandable") return ResourceSpecKind::Expandable;
   if (name == "hybrid") return ResourceSpecKind::Hybrid;
-  bad_spec(spec,
-           "unknown kind " + quoted(name) + " (expected upstream, size-class, coalescing, pool or hybrid)");
+  bad_spec(spec, "unknown kind " + quoted(name) +
+                     " (expected upstream, size-class, coalescing, pool, expandable or hybrid)");
 }
 
 }  // namespace
@@ -153,6 +184,8 @@ std::string_view to_string(ResourceSpecKind kind) noexcept {
       return "size-class";
     case ResourceSpecKind::Coalescing:
       return "coalescing";
+    case ResourceSpecKind::Expandable:
+      return "expandable";
     case ResourceSpecKind::Hybrid:
       return "hybrid";
   }
@@ -192,7 +225,7 @@ ResourceSpec parse_resource_spec(std::string_view text) {
 
 ResourceStack make_resource_stack(const ResourceSpec& spec, Backend& backend, int device, MemoryKind kind) {
   ResourceStack stack;
-  MemoryResource& upstream = stack.push<BackendResource>(backend, device, kind);
+  BackendResource& upstream = stack.push<BackendResource>(backend, device, kind);
   try {
     switch (spec.kind) {
       case ResourceSpecKind::Upstream:
@@ -202,6 +235,9 @@ ResourceStack make_resource_stack(const ResourceSpec& spec, Backend& backend, in
         break;
       case ResourceSpecKind::Coalescing:
         stack.push<CoalescingPool>(upstream, spec.coalescing);
+        break;
+      case ResourceSpecKind::Expandable:
+        stack.push<ExpandablePool>(upstream, spec.expandable);
         break;
       case ResourceSpecKind::Hybrid:
         stack.push<HybridPool>(upstream, spec.hybrid);

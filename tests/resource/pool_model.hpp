@@ -100,7 +100,7 @@ class PoolModel {
       case PoolKind::Hybrid: {
         auto hybrid = std::make_unique<HybridPool>(upstream_, model_hybrid_options());
         small_.pool = &hybrid->small_pool();
-        large_.pool = &hybrid->large_pool();
+        large_.pool = hybrid->coalescing_pool();
         threshold_ = hybrid->options().small_threshold;
         pool_ = std::move(hybrid);
         break;

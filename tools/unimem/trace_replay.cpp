@@ -84,6 +84,8 @@ void measure_memory(const Trace& trace, MemoryResource& resource, ReplayResult& 
   const ResourceUsage end = resource.usage();
   result.upstream_allocations = end.upstream_allocations;
   result.upstream_deallocations = end.upstream_deallocations;
+  result.map_calls = end.map_calls;
+  result.unmap_calls = end.unmap_calls;
   release_all(resource, live);
 }
 

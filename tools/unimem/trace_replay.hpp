@@ -42,6 +42,8 @@ struct ReplayResult {
   std::size_t largest_free_range_at_peak_live = 0;
   std::uint64_t upstream_allocations = 0;    // at the end of the trace, before anything still live is freed
   std::uint64_t upstream_deallocations = 0;  // likewise
+  std::uint64_t map_calls = 0;               // ResourceUsage::map_calls at the end
+  std::uint64_t unmap_calls = 0;             // likewise
   std::size_t failed_allocations = 0;
   std::size_t skipped_frees = 0;
   double ns_per_allocate = 0.0;

@@ -1,34 +1,70 @@
 #pragma once
-// HybridPool: small requests to a SizeClassPool (fast, per-thread caches), the rest to a CoalescingPool
-// (tight packing of large ranges), both over the same upstream. A free goes to the pool its size was routed
-// to, so the two pools never see each other's allocations. usage() sums the two; trim() trims both.
+// HybridPool: small requests to a SizeClassPool (fast, per-thread caches), the rest to a pool that packs
+// large ranges tightly, both over the same upstream. A free goes to the pool its size was routed to, so the
+// two pools never see each other's allocations. usage() sums the two; trim() trims both.
 //
-// The default threshold comes from replaying real training traces (docs/architecture.md, "Pools"): small
-// requests are many but hold few bytes, so rounding them to powers of two costs little memory, while every
-// byte of the large ones is packed by the coalescing pool.
+// The large pool is an ExpandablePool where the upstream is the backend itself (a BackendResource of device
+// memory) on a device with virtual memory: its free ranges always coalesce, and idle granules go back to the
+// device. Elsewhere it is a CoalescingPool (an adaptor between the pool and the backend would be bypassed by
+// mapping, and devices without virtual memory cannot map). LargePoolKind chooses explicitly.
+//
+// The threshold (docs/architecture.md, "HybridPool and its threshold"): a size class rounds a request up to a
+// power of two, wasting up to half its block, in exchange for a hit of a few dozen instructions. Over an
+// expandable large pool, which places requests exactly and whose small ranges cannot shatter anything (its
+// free ranges always coalesce), only requests of at most 64 KiB take that trade: each wastes under 32 KiB,
+// 1/64 of a 2 MiB granule. Over a coalescing pool, small ranges among large ones split its segments into
+// pieces no large request fits, so requests up to 1 MiB stay out of it.
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
 
 #include "unimem/core/size.hpp"
 #include "unimem/resource/coalescing_pool.hpp"
+#include "unimem/resource/expandable_pool.hpp"
 #include "unimem/resource/size_class_pool.hpp"
 
 namespace unimem {
 
+enum class LargePoolKind : std::uint8_t { Automatic, Coalescing, Expandable };
+
+inline constexpr std::size_t kExpandableSmallThreshold = 64 * KiB;
+inline constexpr std::size_t kCoalescingSmallThreshold = MiB;
+
+[[nodiscard]] std::string_view to_string(LargePoolKind kind) noexcept;
+
 struct HybridPoolOptions {
-  std::size_t small_threshold = MiB;  // requests of at most this many bytes go to the size-class pool
+  // Requests of at most this many bytes go to the size-class pool. 0: kExpandableSmallThreshold or
+  // kCoalescingSmallThreshold, by the large pool's kind.
+  std::size_t small_threshold = 0;
   SizeClassPoolOptions small{};
   CoalescingPoolOptions large{};
+  LargePoolKind large_kind = LargePoolKind::Automatic;
+  ExpandablePoolOptions expandable{};
 };
+
+// What LargePoolKind::Automatic becomes over `upstream` (Coalescing or Expandable).
+[[nodiscard]] LargePoolKind automatic_large_pool(const MemoryResource& upstream);
 
 class HybridPool final : public MemoryResource {
  public:
-  // Throws InvalidArgument for a zero threshold or one above small.max_block, and whatever the two pools'
-  // constructors throw for their options.
+  // Throws InvalidArgument for a threshold above small.max_block, and whatever the two pools' constructors
+  // throw for their options (NotSupported for an expandable pool the upstream cannot carry). options()
+  // then holds the threshold in force.
+  ~HybridPool() override;
+  HybridPool(const HybridPool&) = delete;
+  HybridPool& operator=(const HybridPool&) = delete;
+  HybridPool(HybridPool&&) = delete;
+  HybridPool& operator=(HybridPool&&) = delete;
   explicit HybridPool(MemoryResource& upstream, HybridPoolOptions options = {});
 
   [[nodiscard]] SizeClassPool& small_pool() noexcept { return small_; }
-  [[nodiscard]] CoalescingPool& large_pool() noexcept { return large_; }
+  [[nodiscard]] MemoryResource& large_pool() noexcept { return *large_; }
+  // The large pool's kind (never Automatic) and the pool as its type; nullptr for the other type.
+  [[nodiscard]] LargePoolKind large_kind() const noexcept { return large_kind_; }
+  [[nodiscard]] CoalescingPool* coalescing_pool() noexcept { return coalescing_.get(); }
+  [[nodiscard]] ExpandablePool* expandable_pool() noexcept { return expandable_.get(); }
   [[nodiscard]] const HybridPoolOptions& options() const noexcept { return options_; }
   // Both pools' segments, ordered by segment id, with usage() of the whole.
   [[nodiscard]] PoolSnapshot snapshot() const;
@@ -41,7 +77,10 @@ class HybridPool final : public MemoryResource {
 
   HybridPoolOptions options_;
   SizeClassPool small_;
-  CoalescingPool large_;
+  LargePoolKind large_kind_;
+  std::unique_ptr<CoalescingPool> coalescing_;
+  std::unique_ptr<ExpandablePool> expandable_;
+  MemoryResource* large_ = nullptr;
 };
 
 }  // namespace unimem

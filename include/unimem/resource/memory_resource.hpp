@@ -85,6 +85,8 @@ struct ResourceUsage {
   std::uint64_t cache_hits = 0;              // allocations served from memory already held (pools)
   std::uint64_t cache_misses = 0;            // allocations that needed new memory from upstream
   std::uint64_t fallbacks = 0;               // allocations served by a fallback resource (FallbackAdaptor)
+  std::uint64_t map_calls = 0;    // Backend::map calls of pools over virtual memory (ExpandablePool)
+  std::uint64_t unmap_calls = 0;  // Backend::unmap calls of those pools
 
   [[nodiscard]] std::size_t free_bytes() const noexcept { return reserved_bytes - in_use_bytes; }
   // 1 - largest free range / free bytes: 0 when the free memory is one range, towards 1 when it is shattered.
@@ -104,6 +106,8 @@ struct ResourceUsage {
     cache_hits += other.cache_hits;
     cache_misses += other.cache_misses;
     fallbacks += other.fallbacks;
+    map_calls += other.map_calls;
+    unmap_calls += other.unmap_calls;
     return *this;
   }
 };

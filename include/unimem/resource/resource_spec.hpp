@@ -8,9 +8,13 @@
 //   upstream                                   every allocation straight from the backend (BackendResource)
 //   size-class:min_block=256B,max_block=1MiB,max_pooled_per_bucket=8,per_thread_cache=true
 //   coalescing:initial=1GiB,growth=2,max=64GiB,release=false        ("pool" is an alias of "coalescing")
-//   hybrid:threshold=1MiB,...                  small requests to a size-class pool, the rest to a coalescing
-//                                              pool; takes every size-class and coalescing key for its two
-//                                              pools (the two key sets are disjoint)
+//   expandable:granule=2MiB,reservation=80GiB  reserved address ranges mapped granule by granule (devices
+//                                              with virtual memory only)
+//   hybrid:threshold=1MiB,large=auto,...       small requests to a size-class pool, the rest to the large
+//                                              pool: large=auto (expandable where the device has virtual
+//                                              memory, else coalescing), coalescing or expandable; takes
+//                                              every size-class, coalescing and expandable key (the key sets
+//                                              are disjoint)
 //
 // Sizes take parse_bytes units ("1MiB", "64k", "4096"); counts are decimal; growth is a decimal number;
 // flags are true/false (also yes/no, on/off, 1/0). Keys left out keep the pool's own defaults. Every pool is
@@ -22,6 +26,7 @@
 
 #include "unimem/backend/backend.hpp"
 #include "unimem/resource/coalescing_pool.hpp"
+#include "unimem/resource/expandable_pool.hpp"
 #include "unimem/resource/hybrid_pool.hpp"
 #include "unimem/resource/resource_stack.hpp"
 #include "unimem/resource/size_class_pool.hpp"
@@ -31,7 +36,7 @@ namespace unimem {
 // The stack unimem uses when nobody says otherwise.
 inline constexpr std::string_view kDefaultResourceSpec = "hybrid";
 
-enum class ResourceSpecKind : std::uint8_t { Upstream, SizeClass, Coalescing, Hybrid };
+enum class ResourceSpecKind : std::uint8_t { Upstream, SizeClass, Coalescing, Expandable, Hybrid };
 
 [[nodiscard]] std::string_view to_string(ResourceSpecKind kind) noexcept;
 
@@ -41,6 +46,7 @@ struct ResourceSpec {
   ResourceSpecKind kind = ResourceSpecKind::Hybrid;
   SizeClassPoolOptions size_class;
   CoalescingPoolOptions coalescing;
+  ExpandablePoolOptions expandable;
   HybridPoolOptions hybrid;
 };
 

@@ -1,0 +1,448 @@
+#include "unimem/resource/expandable_pool.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "resource/free_ranges.hpp"
+#include "resource/pool_support.hpp"
+#include "unimem/backend/backend.hpp"
+#include "unimem/core/error.hpp"
+#include "unimem/core/misuse.hpp"
+#include "unimem/core/size.hpp"
+
+namespace unimem {
+
+using detail::kNoRange;
+using Range = detail::FreeRanges::Range;
+
+struct ExpandablePool::State {
+  // One reserved address range. Ranges of the engine cover [0, frontier); past it lies the guard, a record
+  // that is never free and never handed out (requested 0), so that the range before it is always
+  // ranges[guard].prev and growth extends or follows it.
+  struct Arena {
+    Stream* stream = nullptr;
+    Segment range;
+    std::uint32_t guard = kNoRange;
+    std::vector<std::uint8_t> mapped;  // per pool granule, 1 when mapped
+    // Per pool granule: live ranges touching it, kept for the granules a live range may share with a
+    // neighbour (its first and last). A live range's other granules are its alone, and the idle-granule
+    // scans never look at them: they only scan free ranges and what lies past the frontier.
+    std::vector<std::uint32_t> users;
+    std::size_t mapped_end = 0;  // past the highest granule ever mapped
+  };
+
+  State(ExpandablePool& owner, std::size_t pool_granule, std::size_t reservation_bytes)
+      : pool(owner), granule(pool_granule), reservation(reservation_bytes), ranges(owner, "ExpandablePool") {}
+
+  ExpandablePool& pool;
+  const std::size_t granule;
+  const std::size_t reservation;
+  detail::FreeRanges ranges;
+  detail::PoolMutex mutex;
+  std::vector<std::unique_ptr<Arena>> arenas;  // index = segment number in `ranges`; addresses never move
+
+  std::size_t mapped = 0;   // bytes
+  std::size_t touched = 0;  // granules some live range touches (all mapped)
+  // The most granules live ranges have touched at once since the start or the last trim: mapping stays
+  // within it while idle granules are at hand.
+  std::size_t peak_touched = 0;
+  std::uint64_t map_calls = 0;
+  std::uint64_t unmap_calls = 0;
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+
+  [[nodiscard]] Backend& backend() const noexcept { return pool.backend(); }
+
+  // --- ranges ---
+
+  // The newest arena of `stream`, or nullptr.
+  [[nodiscard]] std::uint32_t newest_arena(const Stream* stream) const noexcept {
+    for (std::size_t i = arenas.size(); i-- > 0;) {
+      if (arenas[i]->stream == stream) return static_cast<std::uint32_t>(i);
+    }
+    return kNoRange;
+  }
+
+  std::uint32_t add_arena(Stream* stream) {
+    arenas.reserve(arenas.size() + 1);
+    auto arena = std::make_unique<Arena>();
+    arena->stream = stream;
+    arena->mapped.assign(reservation / granule, 0);
+    arena->users.assign(reservation / granule, 0);
+    arena->range = backend().reserve_address_range(pool.device().index, reservation);
+    const auto index = static_cast<std::uint32_t>(arenas.size());
+    try {
+      arena->guard = ranges.add(index, 0, reservation, kNoRange, kNoRange);
+    } catch (...) {
+      backend().deallocate(arena->range);
+      throw;
+    }
+    ranges[arena->guard].free = false;
+    arenas.push_back(std::move(arena));
+    return index;
+  }
+
+  // A free range (in no list) of at least `search` bytes at the end of `stream`'s newest arena: the free
+  // range before the guard grown, or a new one; a new arena when the newest has no room left.
+  std::uint32_t grow(std::size_t search, Stream* stream, std::size_t requested) {
+    if (search > reservation) {
+      throw OutOfMemory(requested, to_string(pool.device()), 0, reservation,
+                        "ExpandablePool: the request needs " + std::to_string(search) +
+                            " bytes, more than a reserved range of " + std::to_string(reservation) +
+                            " bytes");
+    }
+    std::uint32_t a = newest_arena(stream);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (a != kNoRange) {
+        Arena& arena = *arenas[a];
+        Range& guard = ranges[arena.guard];
+        const std::uint32_t before = guard.prev;
+        if (before != kNoRange && ranges[before].free &&
+            ranges.order().ready_for(ranges[before].fence, stream)) {
+          const std::size_t more = search - std::min(search, ranges[before].size);
+          if (more <= guard.size) {
+            ranges.erase_free(before);
+            ranges.order().take(ranges[before].fence, stream);
+            ranges[before].size += more;
+            guard.offset += more;
+            guard.size -= more;
+            return before;
+          }
+        } else if (search <= guard.size) {
+          const std::uint32_t index = ranges.add(a, guard.offset, search, before, arena.guard);
+          Range& moved_guard = ranges[arena.guard];  // add() may have moved the records
+          moved_guard.offset += search;
+          moved_guard.size -= search;
+          return index;
+        }
+      }
+      a = add_arena(stream);
+    }
+    throw Error("ExpandablePool: a new range of " + std::to_string(reservation) + " bytes did not fit " +
+                std::to_string(search) + " bytes");
+  }
+
+  // --- mapping ---
+
+  [[nodiscard]] std::size_t first_granule(std::size_t offset) const noexcept { return offset / granule; }
+  [[nodiscard]] std::size_t end_granule(std::size_t end) const noexcept {
+    return (end + granule - 1) / granule;
+  }
+  [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped / granule; }
+  // Mapped granules no live range touches, while `unmapped_touched` touched granules still wait for mapping.
+  [[nodiscard]] std::size_t idle_granules(std::size_t unmapped_touched = 0) const noexcept {
+    return mapped_granules() + unmapped_touched - touched;
+  }
+
+  void map_run(Arena& arena, std::size_t first, std::size_t count) {
+    backend().map(arena.range, first * granule, count * granule);
+    ++map_calls;
+    std::fill_n(arena.mapped.begin() + static_cast<std::ptrdiff_t>(first), count, std::uint8_t{1});
+    mapped += count * granule;
+    arena.mapped_end = std::max(arena.mapped_end, first + count);
+  }
+
+  void unmap_run(Arena& arena, std::size_t first, std::size_t count) {
+    backend().unmap(arena.range, first * granule, count * granule);
+    ++unmap_calls;
+    std::fill_n(arena.mapped.begin() + static_cast<std::ptrdiff_t>(first), count, std::uint8_t{0});
+    mapped -= count * granule;
+  }
+
+  // The granules of live range [offset, offset + size) gain or lose it as a user.
+  void add_users(Arena& arena, std::size_t offset, std::size_t size) noexcept {
+    const std::size_t first = first_granule(offset);
+    const std::size_t last = end_granule(offset + size) - 1;
+    if (arena.users[first]++ == 0) ++touched;
+    if (last != first && arena.users[last]++ == 0) ++touched;
+    touched += last > first + 1 ? last - first - 1 : 0;
+  }
+  void drop_users(Arena& arena, std::size_t offset, std::size_t size) noexcept {
+    const std::size_t first = first_granule(offset);
+    const std::size_t last = end_granule(offset + size) - 1;
+    if (--arena.users[first] == 0) --touched;
+    if (last != first && --arena.users[last] == 0) --touched;
+    touched -= last > first + 1 ? last - first - 1 : 0;
+  }
+
+  // Unmaps mapped granules of [low, high) that no live range touches, from the top, up to want - done.
+  void unmap_idle(Arena& arena, std::size_t low, std::size_t high, std::size_t want, std::size_t& done) {
+    std::size_t g = high;
+    while (g > low && done < want) {
+      if (!arena.mapped[g - 1] || arena.users[g - 1] != 0) {
+        --g;
+        continue;
+      }
+      std::size_t start = g - 1;
+      while (start > low && arena.mapped[start - 1] && arena.users[start - 1] == 0 &&
+             g - start < want - done) {
+        --start;
+      }
+      unmap_run(arena, start, g - start);
+      done += g - start;
+      g = start;
+    }
+  }
+
+  // Unmaps up to `want` idle granules: those inside free ranges, largest ranges first, then those mapped
+  // ahead past each range's frontier. Frees whose event has not completed are skipped, or waited for (host
+  // order) when `wait`. Returns the granules unmapped.
+  std::size_t reclaim(std::size_t want, bool wait) {
+    std::vector<std::uint32_t> candidates;
+    ranges.for_each_free([&](std::uint32_t index) {
+      const Range& r = ranges[index];
+      if (end_granule(r.offset) < (r.offset + r.size) / granule) candidates.push_back(index);
+    });
+    std::sort(candidates.begin(), candidates.end(),
+              [&](std::uint32_t x, std::uint32_t y) { return ranges[x].size > ranges[y].size; });
+    std::size_t done = 0;
+    for (const std::uint32_t index : candidates) {
+      if (done == want) return done;
+      const Range& r = ranges[index];
+      if (!ranges.order().ready_for(r.fence, nullptr)) {
+        if (!wait) continue;
+        ranges.order().wait(r.fence, nullptr);
+      }
+      // Granules shared with a live neighbour have users; only wholly free ones go.
+      unmap_idle(*arenas[r.segment], first_granule(r.offset), end_granule(r.offset + r.size), want, done);
+    }
+    for (const auto& arena : arenas) {
+      if (done == want) return done;
+      unmap_idle(*arena, first_granule(ranges[arena->guard].offset), arena->mapped_end, want, done);
+    }
+    return done;
+  }
+
+  // Maps every unmapped granule that live range [offset, offset + size) of `arena` touches. When that would
+  // take the mapped granules past the most that live ranges have ever touched at once, idle granules are
+  // unmapped first, as many as the excess. Returns whether anything was mapped. On failure nothing this
+  // call mapped stays mapped and the range's granules lose it as a user.
+  bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested) {
+    add_users(arena, offset, size);
+    peak_touched = std::max(peak_touched, touched);
+    const std::size_t first = first_granule(offset);
+    const std::size_t end = end_granule(offset + size);
+    const auto begin = arena.mapped.begin();
+    const auto missing = static_cast<std::size_t>(
+        std::count(begin + static_cast<std::ptrdiff_t>(first), begin + static_cast<std::ptrdiff_t>(end), 0));
+    if (missing == 0) return false;
+    std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
+    try {
+      if (mapped_granules() + missing > peak_touched)
+        (void)reclaim(mapped_granules() + missing - peak_touched, false);
+      for (std::size_t g = first; g < end;) {
+        if (arena.mapped[g]) {
+          ++g;
+          continue;
+        }
+        std::size_t run_end = g;
+        while (run_end < end && !arena.mapped[run_end]) ++run_end;
+        try {
+          map_run(arena, g, run_end - g);
+        } catch (const OutOfMemory&) {
+          // The device is full: give back every idle granule, waiting for pending frees, and try once more.
+          if (reclaim(std::numeric_limits<std::size_t>::max(), true) == 0) throw;
+          map_run(arena, g, run_end - g);
+        }
+        done.emplace_back(g, run_end - g);
+        g = run_end;
+      }
+    } catch (const OutOfMemory& e) {
+      undo(arena, done, offset, size);
+      const MemoryInfo memory = backend().memory_info(pool.device().index);
+      throw OutOfMemory(requested, to_string(pool.device()), memory.free_bytes, memory.total_bytes,
+                        "ExpandablePool: mapping " + std::to_string(missing * granule) +
+                            " bytes for a request of " + std::to_string(requested) + " bytes with " +
+                            std::to_string(mapped) + " bytes mapped, device memory " +
+                            std::to_string(memory.total_bytes) + " bytes (" + e.what() + ")");
+    } catch (...) {
+      undo(arena, done, offset, size);
+      throw;
+    }
+    return true;
+  }
+
+  void undo(Arena& arena, const std::vector<std::pair<std::size_t, std::size_t>>& runs, std::size_t offset,
+            std::size_t size) noexcept {
+    drop_users(arena, offset, size);
+    for (const auto& [first, count] : runs) {
+      try {
+        unmap_run(arena, first, count);
+      } catch (const std::exception& e) {
+        report_misuse(std::string("ExpandablePool: unmapping after a failed map: ") + e.what());
+      }
+    }
+  }
+
+  [[nodiscard]] bool is_live(std::uint32_t index, const Allocation& allocation) const noexcept {
+    return ranges.is_live(index, detail::cookie_generation(allocation.cookie), allocation.offset,
+                          allocation.size) &&
+           &arenas[ranges[index].segment]->range == allocation.segment;
+  }
+};
+
+namespace {
+std::size_t default_granule(const DeviceInfo& info, std::size_t requested) {
+  if (requested != 0) return requested;
+  return std::max(info.virtual_memory_granule, ExpandablePool::kMinimumDefaultGranule);
+}
+}  // namespace
+
+ExpandablePool::ExpandablePool(BackendResource& upstream, ExpandablePoolOptions options)
+    : MemoryResource(upstream.backend(), upstream.device(), upstream.kind()) {
+  const DeviceInfo info = backend().device_info(device().index);
+  if (!info.capabilities.virtual_memory) {
+    throw NotSupported("ExpandablePool: " + to_string(device()) + " (" + info.name +
+                       ") has no virtual memory; use a coalescing pool there");
+  }
+  if (kind() != MemoryKind::Device) {
+    throw NotSupported("ExpandablePool: maps device memory only, not " + std::string(to_string(kind())) +
+                       " memory");
+  }
+  granule_ = default_granule(info, options.granule);
+  if (!std::has_single_bit(granule_) || granule_ % info.virtual_memory_granule != 0) {
+    throw InvalidArgument("ExpandablePool: granule of " + std::to_string(granule_) +
+                          " bytes is not a power of two that is a multiple of " + to_string(device()) +
+                          "'s granule of " + std::to_string(info.virtual_memory_granule) + " bytes");
+  }
+  const std::size_t wanted = options.reservation != 0 ? options.reservation : info.memory.total_bytes;
+  if (wanted < granule_) {
+    throw InvalidArgument("ExpandablePool: a reservation of " + std::to_string(wanted) +
+                          " bytes is below one granule of " + std::to_string(granule_) + " bytes");
+  }
+  if (wanted > std::numeric_limits<std::size_t>::max() - granule_) {
+    throw InvalidArgument("ExpandablePool: a reservation of " + std::to_string(wanted) +
+                          " bytes is too large");
+  }
+  reservation_ = align_up(wanted, granule_);
+  state_ = std::make_unique<State>(*this, granule_, reservation_);
+}
+
+ExpandablePool::~ExpandablePool() {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  if (s.ranges.in_use() != 0) {
+    report_misuse("ExpandablePool on " + to_string(device()) + " destroyed with " +
+                  std::to_string(s.ranges.in_use()) + " bytes in live allocations; releasing its ranges");
+  }
+  s.ranges.settle_all();
+  for (const auto& arena : s.arenas) {
+    try {
+      backend().deallocate(arena->range);  // unmaps what is mapped
+    } catch (const std::exception& e) {
+      report_misuse(std::string("ExpandablePool: releasing a range: ") + e.what());
+    }
+  }
+}
+
+Allocation ExpandablePool::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
+  detail::check_pool_stream(*this, stream, "ExpandablePool");
+  const std::size_t size = align_up(bytes, kGranularity);
+  const std::size_t search = checked_add(size, detail::alignment_slack(alignment));
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  std::uint32_t index = s.ranges.take_fit(search, stream);
+  if (index == kNoRange) index = s.grow(search, stream, bytes);
+  State::Arena& arena = *s.arenas[s.ranges[index].segment];
+  index = s.ranges.carve(index, arena.range, size, alignment, bytes);
+  const Range& r = s.ranges[index];
+  bool mapped_now = false;
+  try {
+    mapped_now = s.ensure_mapped(arena, r.offset, r.size, bytes);
+  } catch (...) {
+    (void)s.ranges.free_range(index, nullptr);
+    throw;
+  }
+  ++(mapped_now ? s.misses : s.hits);
+  return Allocation{&arena.range, r.offset, bytes, detail::make_cookie(index, r.generation)};
+}
+
+bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  const std::uint32_t index = detail::cookie_index(allocation.cookie);
+  if (!s.is_live(index, allocation)) {
+    report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": allocation of " +
+                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
+                  " is not live here: already freed, or allocated by another resource");
+    return false;
+  }
+  try {
+    if (!detail::is_pool_stream(*this, stream)) {
+      report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": a stream of " +
+                    to_string(stream->device()) + " cannot order this free; synchronizing it instead");
+      stream->synchronize();
+      stream = nullptr;
+    }
+    const Range r = s.ranges[index];
+    (void)s.ranges.free_range(index, stream);
+    s.drop_users(*s.arenas[r.segment], r.offset, r.size);
+  } catch (const std::exception& e) {
+    report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": " + e.what() +
+                  "; the allocation stays out of use");
+    return false;
+  }
+  return true;
+}
+
+std::size_t ExpandablePool::do_trim() {
+  State& s = *state_;
+  const std::lock_guard lock(s.mutex);
+  const std::size_t unmapped = s.reclaim(std::numeric_limits<std::size_t>::max(), true) * granule_;
+  s.peak_touched = s.touched;
+  return unmapped;
+}
+
+ResourceUsage ExpandablePool::do_usage() const {
+  const State& s = *state_;
+  const std::lock_guard lock(state_->mutex);
+  ResourceUsage usage;
+  usage.reserved_bytes = s.mapped;
+  usage.in_use_bytes = s.ranges.in_use();
+  // A hole may be partly unmapped: the largest one counts no more than the mapped bytes not in use.
+  usage.largest_free_range = std::min(s.ranges.largest_free(), s.mapped - s.ranges.in_use());
+  usage.upstream_allocations = s.arenas.size();
+  usage.cache_hits = s.hits;
+  usage.cache_misses = s.misses;
+  usage.map_calls = s.map_calls;
+  usage.unmap_calls = s.unmap_calls;
+  return usage;
+}
+
+PoolSnapshot ExpandablePool::snapshot() const {
+  PoolSnapshot snapshot;
+  snapshot.device = device();
+  snapshot.kind = kind();
+  snapshot.usage = usage();
+  const State& s = *state_;
+  const std::lock_guard lock(state_->mutex);
+  for (const auto& arena : s.arenas) {
+    snapshot.segments.push_back(SegmentSnapshot{arena->range.id,
+                                                reinterpret_cast<std::uintptr_t>(arena->range.native),
+                                                s.ranges[arena->guard].offset,
+                                                arena->range.kind,
+                                                "expandable",
+                                                {}});
+  }
+  for (const Range& r : s.ranges.records()) {
+    if (r.segment == kNoRange || (!r.free && r.requested == 0)) continue;  // unused records and guards
+    RangeSnapshot range;
+    range.offset = r.offset;
+    range.size = r.size;
+    range.allocated = !r.free;
+    range.requested = r.free ? 0 : r.requested;
+    range.stream = r.free ? reinterpret_cast<std::uintptr_t>(r.fence.stream) : 0;
+    snapshot.segments[r.segment].ranges.push_back(std::move(range));
+  }
+  for (SegmentSnapshot& segment : snapshot.segments) {
+    std::sort(segment.ranges.begin(), segment.ranges.end(),
+              [](const RangeSnapshot& a, const RangeSnapshot& b) { return a.offset < b.offset; });
+  }
+  return snapshot;
+}
+
+}  // namespace unimem
