@@ -41,6 +41,15 @@ bool parse_switch(std::string_view key, std::string_view value) {
                         " is not on/off (also accepted: true/false, 1/0, yes/no)");
 }
 
+LargePoolKind parse_large_pool(std::string_view value) {
+  for (const LargePoolKind kind :
+       {LargePoolKind::Automatic, LargePoolKind::Coalescing, LargePoolKind::Expandable}) {
+    if (value == unimem::to_string(kind)) return kind;
+  }
+  throw InvalidArgument("UNIMEM_CONF: large_pool=" + quoted(value) +
+                        " is not auto, coalescing or expandable");
+}
+
 std::size_t parse_size(std::string_view key, std::string_view value) {
   if (value == "0") return 0;  // "none" for limit-like keys
   try {
@@ -139,6 +148,13 @@ MemoryConfig MemoryConfig::with_pool_growth(std::size_t initial_bytes, double fa
   c.max_pool_bytes = max_bytes;
   return c;
 }
+MemoryConfig MemoryConfig::with_large_pool(LargePoolKind kind, std::size_t granule) const {
+  MemoryConfig c = *this;
+  c.large_pool = kind;
+  c.pool_granule = granule;
+  return c;
+}
+
 MemoryConfig MemoryConfig::with_trim_on_pressure(bool enabled) const {
   MemoryConfig c = *this;
   c.trim_on_pressure = enabled;
@@ -235,6 +251,10 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
       c.pool_growth_factor = parse_double(k, v);
     } else if (k == "max_pool") {
       c.max_pool_bytes = parse_size(k, v);
+    } else if (k == "large_pool") {
+      c.large_pool = parse_large_pool(v);
+    } else if (k == "granule") {
+      c.pool_granule = parse_size(k, v);
     } else if (k == "trim_on_pressure") {
       c.trim_on_pressure = parse_switch(k, v);
     } else if (k == "oom_snapshot") {
@@ -244,7 +264,7 @@ MemoryConfig MemoryConfig::parse(std::string_view text, const MemoryConfig& base
       throw InvalidArgument(
           "UNIMEM_CONF: unknown key " + quoted(p.key) +
           " (known: preset, fraction, fallback, min_free, track, max_pooled_per_bucket, limit, "
-          "initial_pool, growth, max_pool, trim_on_pressure, oom_snapshot)");
+          "initial_pool, growth, max_pool, large_pool, granule, trim_on_pressure, oom_snapshot)");
     }
   }
   c.validate();
@@ -265,6 +285,8 @@ std::string MemoryConfig::to_string() const {
          ",limit=" + std::to_string(memory_limit_bytes) +
          ",initial_pool=" + std::to_string(initial_pool_bytes) +
          ",growth=" + format_double(pool_growth_factor) + ",max_pool=" + std::to_string(max_pool_bytes) +
+         ",large_pool=" + std::string(unimem::to_string(large_pool)) +
+         (pool_granule == 0 ? "" : ",granule=" + std::to_string(pool_granule)) +
          ",trim_on_pressure=" + on_off(trim_on_pressure) +
          (oom_snapshot_path.empty() ? "" : ",oom_snapshot=" + oom_snapshot_path);
 }

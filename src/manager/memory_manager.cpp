@@ -91,6 +91,8 @@ HybridPoolOptions pool_options(const MemoryConfig& config, std::size_t limit) {
   options.large.growth_factor = config.pool_growth_factor;
   options.large.maximum_size = config.max_pool_bytes != 0 ? config.max_pool_bytes : limit;
   options.large.initial_size = std::min(config.initial_pool_bytes, options.large.maximum_size);
+  options.large_kind = config.large_pool;
+  options.expandable.granule = config.pool_granule;
   return options;
 }
 
@@ -369,6 +371,10 @@ MemoryStats MemoryManager::stats(DeviceId device) const {
 
 PressureLevel MemoryManager::pressure(DeviceId device) const {
   return stacks(device).pressure->level();
+}
+
+LargePoolKind MemoryManager::large_pool_kind(DeviceId device) const {
+  return stacks(device).pool->large_kind();
 }
 
 std::uint64_t MemoryManager::on_pressure_change(PressureCallback callback) {

@@ -285,12 +285,9 @@ struct ExpandablePool::State {
   }
 };
 
-namespace {
-std::size_t default_granule(const DeviceInfo& info, std::size_t requested) {
-  if (requested != 0) return requested;
-  return std::max(info.virtual_memory_granule, ExpandablePool::kMinimumDefaultGranule);
+std::size_t ExpandablePool::default_granule(const DeviceInfo& info) noexcept {
+  return std::max(info.virtual_memory_granule, kMinimumDefaultGranule);
 }
-}  // namespace
 
 ExpandablePool::ExpandablePool(BackendResource& upstream, ExpandablePoolOptions options)
     : MemoryResource(upstream.backend(), upstream.device(), upstream.kind()) {
@@ -303,13 +300,14 @@ ExpandablePool::ExpandablePool(BackendResource& upstream, ExpandablePoolOptions 
     throw NotSupported("ExpandablePool: maps device memory only, not " + std::string(to_string(kind())) +
                        " memory");
   }
-  granule_ = default_granule(info, options.granule);
+  granule_ = options.granule != 0 ? options.granule : default_granule(info);
   if (!std::has_single_bit(granule_) || granule_ % info.virtual_memory_granule != 0) {
     throw InvalidArgument("ExpandablePool: granule of " + std::to_string(granule_) +
                           " bytes is not a power of two that is a multiple of " + to_string(device()) +
                           "'s granule of " + std::to_string(info.virtual_memory_granule) + " bytes");
   }
-  const std::size_t wanted = options.reservation != 0 ? options.reservation : info.memory.total_bytes;
+  const std::size_t wanted =
+      options.reservation != 0 ? options.reservation : std::max(info.memory.total_bytes, granule_);
   if (wanted < granule_) {
     throw InvalidArgument("ExpandablePool: a reservation of " + std::to_string(wanted) +
                           " bytes is below one granule of " + std::to_string(granule_) + " bytes");
@@ -326,8 +324,10 @@ ExpandablePool::~ExpandablePool() {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   if (s.ranges.in_use() != 0) {
+    // Every range has a guard, which counts as live in the engine.
     report_misuse("ExpandablePool on " + to_string(device()) + " destroyed with " +
-                  std::to_string(s.ranges.in_use()) + " bytes in live allocations; releasing its ranges");
+                  std::to_string(s.ranges.live_count() - s.arenas.size()) + " live allocation(s) of " +
+                  std::to_string(s.ranges.in_use()) + " bytes; releasing its ranges");
   }
   s.ranges.settle_all();
   for (const auto& arena : s.arenas) {

@@ -23,9 +23,11 @@ std::string_view to_string(LargePoolKind kind) noexcept {
 
 LargePoolKind automatic_large_pool(const MemoryResource& upstream) {
   const bool direct = dynamic_cast<const BackendResource*>(&upstream) != nullptr;
-  const bool can_map = upstream.kind() == MemoryKind::Device &&
-                       upstream.backend().device_info(upstream.device().index).capabilities.virtual_memory;
-  return direct && can_map ? LargePoolKind::Expandable : LargePoolKind::Coalescing;
+  if (!direct || upstream.kind() != MemoryKind::Device) return LargePoolKind::Coalescing;
+  const DeviceInfo info = upstream.backend().device_info(upstream.device().index);
+  const bool roomy =
+      info.memory.total_bytes / ExpandablePool::default_granule(info) >= kMinimumExpandableGranules;
+  return info.capabilities.virtual_memory && roomy ? LargePoolKind::Expandable : LargePoolKind::Coalescing;
 }
 
 namespace {

@@ -347,8 +347,11 @@ TEST(MemoryManager, TheHostHasNoFallback) {
 TEST(MemoryManager, FragmentationOutOfMemoryShowsTheLargestFreeRange) {
   // One 64 MiB segment filled by eight 8 MiB buffers; freeing every other one leaves 32 MiB free in 8 MiB
   // pieces, so a 16 MiB request fails under the limit.
-  MemoryManager manager(manager_options(
-      whole_device_config().with_cpu_fallback(false).with_pool_growth(64 * MiB, 2.0, 0), {"sim:64MiB"}));
+  MemoryManager manager(manager_options(whole_device_config()
+                                            .with_cpu_fallback(false)
+                                            .with_pool_growth(64 * MiB, 2.0, 0)
+                                            .with_large_pool(LargePoolKind::Coalescing),
+                                        {"sim:64MiB"}));
   const std::vector<Buffer<std::byte>> pieces = test::shatter_pool(manager, kSim0);
   try {
     (void)manager.allocate<std::byte>(16 * MiB, AllocationMode::Pooled, kSim0);
@@ -360,6 +363,19 @@ TEST(MemoryManager, FragmentationOutOfMemoryShowsTheLargestFreeRange) {
         << what;
     EXPECT_NE(what.find("fragmentation 0.75"), std::string::npos) << what;
   }
+}
+
+TEST(MemoryManager, AnExpandablePoolServesWhatFragmentationRefusedACoalescingOne) {
+  // The same eight 8 MiB buffers with every other one freed: the expandable pool maps the 16 MiB request
+  // past them (or into coalesced holes) instead of failing.
+  MemoryManager manager(manager_options(whole_device_config().with_cpu_fallback(false), {"sim:64MiB"}));
+  EXPECT_EQ(manager.large_pool_kind(kSim0), LargePoolKind::Expandable);
+  const std::vector<Buffer<std::byte>> pieces = test::shatter_pool(manager, kSim0);
+  const Buffer<std::byte> served = manager.allocate<std::byte>(16 * MiB, AllocationMode::Pooled, kSim0);
+  EXPECT_EQ(served.device(), kSim0);
+  MemoryManager coalescing(
+      manager_options(whole_device_config().with_large_pool(LargePoolKind::Coalescing), {"sim:64MiB"}));
+  EXPECT_EQ(coalescing.large_pool_kind(kSim0), LargePoolKind::Coalescing);
 }
 
 // ---- importing host data ----

@@ -28,8 +28,11 @@ std::filesystem::path temporary_path(const std::string& name) {
 }
 
 TEST(MemorySnapshot, ShowsEveryStackWithTagsAndPressure) {
-  MemoryManager manager(manager_options(
-      whole_device_config().with_tracking(true).with_pool_growth(8 * MiB, 2.0, 0), {"sim:64MiB"}));
+  MemoryManager manager(manager_options(whole_device_config()
+                                            .with_tracking(true)
+                                            .with_pool_growth(8 * MiB, 2.0, 0)
+                                            .with_large_pool(LargePoolKind::Coalescing),
+                                        {"sim:64MiB"}));
   BufferConfig on_sim;
   on_sim.device = kSim0;
   manager.named().create<std::byte>("weights", 2 * MiB, on_sim);
@@ -74,6 +77,7 @@ TEST(MemorySnapshot, OutOfMemoryWritesTheSnapshotAndNamesIt) {
   MemoryManager manager(manager_options(whole_device_config()
                                             .with_cpu_fallback(false)
                                             .with_pool_growth(64 * MiB, 2.0, 0)
+                                            .with_large_pool(LargePoolKind::Coalescing)
                                             .with_oom_snapshot(path.string()),
                                         {"sim:64MiB"}));
   const std::vector<Buffer<std::byte>> pieces = test::shatter_pool(manager, kSim0);

@@ -9,6 +9,7 @@
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/backend_resource.hpp"
+#include "unimem/resource/limiting_adaptor.hpp"
 
 namespace unimem {
 namespace {
@@ -19,8 +20,28 @@ class HybridPoolTest : public ::testing::Test {
   BackendResource device_{sim_, 0, MemoryKind::Device};
 };
 
+TEST_F(HybridPoolTest, ThresholdFollowsTheLargePoolUnlessGiven) {
+  const HybridPool automatic(device_);
+  EXPECT_EQ(automatic.large_kind(), LargePoolKind::Expandable);  // the simulated device has virtual memory
+  EXPECT_EQ(automatic.options().small_threshold, kExpandableSmallThreshold);
+  const HybridPool coalescing(device_, {.large_kind = LargePoolKind::Coalescing});
+  EXPECT_EQ(coalescing.options().small_threshold, kCoalescingSmallThreshold);
+  const HybridPool given(device_, {.small_threshold = 4 * KiB});
+  EXPECT_EQ(given.options().small_threshold, 4 * KiB);
+}
+
+TEST_F(HybridPoolTest, AnExpandableLargePoolNeedsTheBackendAsUpstream) {
+  LimitingAdaptor limited(device_, GiB);
+  EXPECT_EQ(HybridPool(limited).large_kind(), LargePoolKind::Coalescing);
+  try {
+    const HybridPool pool(limited, {.large_kind = LargePoolKind::Expandable});
+    FAIL() << "an expandable pool over an adaptor was built";
+  } catch (const NotSupported& e) {
+    EXPECT_NE(std::string(e.what()).find("BackendResource"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(HybridPoolTest, RejectsAThresholdOutsideTheSizeClasses) {
-  EXPECT_THROW(HybridPool(device_, {.small_threshold = 0}), InvalidArgument);
   EXPECT_THROW(HybridPool(device_, {.small_threshold = 2 * MiB, .small = {.max_block = MiB}}),
                InvalidArgument);
   EXPECT_NO_THROW(HybridPool(device_, {.small_threshold = 2 * MiB, .small = {.max_block = 2 * MiB}}));
@@ -40,7 +61,7 @@ TEST_F(HybridPoolTest, RoutesBySizeAndFreesToThePoolThatServed) {
 }
 
 TEST_F(HybridPoolTest, UsageSumsBothPools) {
-  HybridPool pool(device_, {.small_threshold = 64 * KiB});
+  HybridPool pool(device_, {.small_threshold = 64 * KiB, .large_kind = LargePoolKind::Coalescing});
   std::vector<Allocation> live;
   for (const std::size_t bytes : {std::size_t{100}, 3 * KiB, 200 * KiB, 5 * MiB})
     live.push_back(pool.allocate(bytes));
@@ -62,18 +83,21 @@ TEST_F(HybridPoolTest, UsageSumsBothPools) {
 }
 
 TEST_F(HybridPoolTest, MisuseIsReportedByThePoolItIsRoutedTo) {
-  HybridPool pool(device_, {.small_threshold = 64 * KiB});
-  std::vector<std::string> reports;
-  const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
-  const Allocation small = pool.allocate(100);
-  const Allocation large = pool.allocate(MiB);
-  pool.deallocate(small);
-  pool.deallocate(small);
-  pool.deallocate(large);
-  pool.deallocate(large);
-  ASSERT_EQ(reports.size(), 2U);
-  EXPECT_NE(reports[0].find("SizeClassPool"), std::string::npos) << reports[0];
-  EXPECT_NE(reports[1].find("CoalescingPool"), std::string::npos) << reports[1];
+  for (const LargePoolKind kind : {LargePoolKind::Coalescing, LargePoolKind::Expandable}) {
+    HybridPool pool(device_, {.small_threshold = 64 * KiB, .large_kind = kind});
+    std::vector<std::string> reports;
+    const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
+    const Allocation small = pool.allocate(100);
+    const Allocation large = pool.allocate(MiB);
+    pool.deallocate(small);
+    pool.deallocate(small);
+    pool.deallocate(large);
+    pool.deallocate(large);
+    ASSERT_EQ(reports.size(), 2U);
+    EXPECT_NE(reports[0].find("SizeClassPool"), std::string::npos) << reports[0];
+    const std::string large_name = kind == LargePoolKind::Coalescing ? "CoalescingPool" : "ExpandablePool";
+    EXPECT_NE(reports[1].find(large_name), std::string::npos) << reports[1];
+  }
 }
 
 }  // namespace

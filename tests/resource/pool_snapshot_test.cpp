@@ -85,16 +85,19 @@ TEST_F(PoolSnapshotTest, SizeClassPoolShowsBlocksHandedOutAndCached) {
 }
 
 TEST_F(PoolSnapshotTest, HybridPoolJoinsBothPools) {
-  HybridPool pool(device_);
-  const Allocation small = pool.allocate(4 * KiB);
-  const Allocation large = pool.allocate(3 * MiB);
-  const PoolSnapshot s = pool.snapshot();
-  ASSERT_EQ(s.segments.size(), 2U);
-  EXPECT_EQ(s.segments[0].pool, "size_class");
-  EXPECT_EQ(s.segments[1].pool, "coalescing");
-  EXPECT_EQ(s.usage.reserved_bytes, pool.usage().reserved_bytes);
-  pool.deallocate(small);
-  pool.deallocate(large);
+  for (const LargePoolKind kind : {LargePoolKind::Coalescing, LargePoolKind::Expandable}) {
+    HybridPool pool(device_, {.large_kind = kind});
+    const Allocation small = pool.allocate(4 * KiB);
+    const Allocation large = pool.allocate(3 * MiB);
+    const PoolSnapshot s = pool.snapshot();
+    ASSERT_EQ(s.segments.size(), 2U);
+    EXPECT_EQ(s.segments[0].pool, "size_class");
+    EXPECT_EQ(s.segments[1].pool, to_string(kind));
+    EXPECT_EQ(s.segments[1].ranges.size(), 1U);  // the one live range; the pool holds nothing else yet
+    EXPECT_EQ(s.usage.reserved_bytes, pool.usage().reserved_bytes);
+    pool.deallocate(small);
+    pool.deallocate(large);
+  }
 }
 
 TEST_F(PoolSnapshotTest, ThroughAdaptorsWithTrackingIdsAndTags) {

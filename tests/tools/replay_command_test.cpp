@@ -141,6 +141,8 @@ TEST(Replay, JsonSchemaKeysArePresent) {
                                          "largest_free_range_at_peak_live",
                                          "upstream_allocations",
                                          "upstream_deallocations",
+                                         "map_calls",
+                                         "unmap_calls",
                                          "failed_allocations",
                                          "skipped_frees",
                                          "ns_per_allocate",

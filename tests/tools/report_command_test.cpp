@@ -28,6 +28,7 @@ TEST(ReportCommand, OomSnapshotRoundTrip) {
   MemoryManager manager(test::manager_options(test::whole_device_config()
                                                   .with_cpu_fallback(false)
                                                   .with_pool_growth(64 * MiB, 2.0, 0)
+                                                  .with_large_pool(LargePoolKind::Coalescing)
                                                   .with_oom_snapshot(path.string()),
                                               {"sim:64MiB"}));
   const std::vector<Buffer<std::byte>> pieces = test::shatter_pool(manager, test::kSim0);

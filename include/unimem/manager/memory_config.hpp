@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "unimem/resource/hybrid_pool.hpp"
+
 namespace unimem {
 
 struct MemoryConfig {
@@ -31,6 +33,10 @@ struct MemoryConfig {
   std::size_t initial_pool_bytes = 0;
   double pool_growth_factor = 2.0;
   std::size_t max_pool_bytes = 0;
+  // The large-object pool: Automatic is an ExpandablePool where the device has virtual memory, else a
+  // CoalescingPool (hybrid_pool.hpp). pool_granule is the expandable pool's mapping unit (0: its default).
+  LargePoolKind large_pool = LargePoolKind::Automatic;
+  std::size_t pool_granule = 0;
   // Give cached memory back to the device when its pressure reaches High.
   bool trim_on_pressure = false;
   // When an allocation fails with OutOfMemory, write MemoryManager::snapshot() with the failing request to
@@ -54,6 +60,7 @@ struct MemoryConfig {
   [[nodiscard]] MemoryConfig with_pool_growth(std::size_t initial_bytes, double factor,
                                               std::size_t max_bytes) const;
   [[nodiscard]] MemoryConfig with_trim_on_pressure(bool enabled) const;
+  [[nodiscard]] MemoryConfig with_large_pool(LargePoolKind kind, std::size_t granule = 0) const;
   // Throws InvalidArgument for an empty path.
   [[nodiscard]] MemoryConfig with_oom_snapshot(std::string path) const;
 
@@ -63,7 +70,8 @@ struct MemoryConfig {
 
   // Applies "key=value,key=value" over `base` and validates the result. Keys: preset (defaults | inference |
   // constrained; applied first), fraction, fallback (on/off), min_free, track (on/off),
-  // max_pooled_per_bucket, limit, initial_pool, growth, max_pool, trim_on_pressure (on/off). Sizes take units
+  // max_pooled_per_bucket, limit, initial_pool, growth, max_pool, large_pool (auto | coalescing |
+  // expandable), granule, trim_on_pressure (on/off), oom_snapshot. Sizes take units
   // ("512MiB"). Unknown keys, repeated keys and bad values throw InvalidArgument naming them.
   [[nodiscard]] static MemoryConfig parse(std::string_view text, const MemoryConfig& base = defaults());
   // parse(getenv("UNIMEM_CONF")) over `base`; `base` unchanged when the variable is unset or empty.

@@ -176,6 +176,9 @@ class MemoryManager {
   [[nodiscard]] MemoryStats stats(DeviceId device) const;
   // From the bytes live through the device's pooled stack over its limit (PressureAdaptor).
   [[nodiscard]] PressureLevel pressure(DeviceId device) const;
+  // Which pool serves large pooled requests on `device` (Coalescing or Expandable; MemoryConfig.large_pool).
+  // Throws InvalidArgument for a device the manager does not have.
+  [[nodiscard]] LargePoolKind large_pool_kind(DeviceId device) const;
   // Calls `callback` on every level change of every device; returns an id for remove_pressure_callback.
   // Throws InvalidArgument for an empty function. See the header comment for the thread it runs on.
   std::uint64_t on_pressure_change(PressureCallback callback);

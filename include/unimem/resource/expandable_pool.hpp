@@ -38,7 +38,8 @@ struct ExpandablePoolOptions {
   // device's granule, at least 2 MiB (CUDA's granule on current GPUs; on the host, whose granule is a 4 KiB
   // page, a map call per page would cost a system call per few allocations).
   std::size_t granule = 0;
-  // Addresses reserved per range, rounded up to the granule; at least one granule. 0: the device's memory.
+  // Addresses reserved per range, rounded up to the granule; at least one granule. 0: the device's memory
+  // (at least one granule).
   std::size_t reservation = 0;
 };
 
@@ -55,6 +56,9 @@ class ExpandablePool final : public MemoryResource {
   ExpandablePool& operator=(const ExpandablePool&) = delete;
   ExpandablePool(ExpandablePool&&) = delete;
   ExpandablePool& operator=(ExpandablePool&&) = delete;
+
+  // The granule option's default on a device: its own granule, at least kMinimumDefaultGranule.
+  [[nodiscard]] static std::size_t default_granule(const DeviceInfo& info) noexcept;
 
   [[nodiscard]] std::size_t granule() const noexcept { return granule_; }
   [[nodiscard]] std::size_t reservation() const noexcept { return reservation_; }

@@ -5,8 +5,10 @@
 //
 // The large pool is an ExpandablePool where the upstream is the backend itself (a BackendResource of device
 // memory) on a device with virtual memory: its free ranges always coalesce, and idle granules go back to the
-// device. Elsewhere it is a CoalescingPool (an adaptor between the pool and the backend would be bypassed by
-// mapping, and devices without virtual memory cannot map). LargePoolKind chooses explicitly.
+// device, and the device holds at least kMinimumExpandableGranules of its default granule (on a smaller one,
+// rounding requests to whole granules would cost a large share of it). Elsewhere it is a CoalescingPool (an
+// adaptor between the pool and the backend would be bypassed by mapping, and devices without virtual memory
+// cannot map). LargePoolKind chooses explicitly.
 //
 // The threshold (docs/architecture.md, "HybridPool and its threshold"): a size class rounds a request up to a
 // power of two, wasting up to half its block, in exchange for a hit of a few dozen instructions. Over an
@@ -31,6 +33,7 @@ enum class LargePoolKind : std::uint8_t { Automatic, Coalescing, Expandable };
 
 inline constexpr std::size_t kExpandableSmallThreshold = 64 * KiB;
 inline constexpr std::size_t kCoalescingSmallThreshold = MiB;
+inline constexpr std::size_t kMinimumExpandableGranules = 16;
 
 [[nodiscard]] std::string_view to_string(LargePoolKind kind) noexcept;
 
