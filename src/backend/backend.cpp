@@ -1,11 +1,13 @@
 #include "unimem/backend/backend.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "unimem/backend/host_backend.hpp"
+#include "unimem/core/alignment.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
@@ -144,24 +146,46 @@ void Backend::deallocate(const Segment& segment, Stream* stream) {
   release_reservation(segment, *reservation);
 }
 
+std::size_t Backend::Reservation::first_differing(std::size_t offset, std::size_t end, bool want_mapped) const {
+  auto it = runs.upper_bound(offset);
+  const bool inside = it != runs.begin() && std::prev(it)->second > offset;
+  if (want_mapped) return inside ? std::min(std::prev(it)->second, end) : offset;
+  if (inside) return offset;
+  return it != runs.end() && it->first < end ? it->first : end;
+}
+
+void Backend::Reservation::add(std::size_t offset, std::size_t end) {
+  auto next = runs.lower_bound(offset);
+  if (next != runs.end() && next->first == end) {
+    end = next->second;
+    next = runs.erase(next);
+  }
+  if (next != runs.begin() && std::prev(next)->second == offset) {
+    std::prev(next)->second = end;
+  } else {
+    runs.emplace_hint(next, offset, end);
+  }
+}
+
+void Backend::Reservation::remove(std::size_t offset, std::size_t end) {
+  auto it = std::prev(runs.upper_bound(offset));
+  const std::size_t start = it->first;
+  const std::size_t stop = it->second;
+  runs.erase(it);
+  if (start < offset) runs.emplace(start, offset);
+  if (end < stop) runs.emplace(end, stop);
+}
+
 void Backend::release_reservation(const Segment& range, const Reservation& reservation) noexcept {
-  // Unmap what is still mapped, one run of granules at a time, then give the addresses back. A failing unmap
-  // cannot be undone here: report it and go on, so that the addresses are released all the same.
-  const std::size_t granules = reservation.mapped.size();
-  for (std::size_t g = 0; g < granules;) {
-    if (!reservation.mapped[g]) {
-      ++g;
-      continue;
-    }
-    std::size_t end = g;
-    while (end < granules && reservation.mapped[end]) ++end;
+  // Unmap what is still mapped, one run at a time, then give the addresses back. A failing unmap cannot be
+  // undone here: report it and go on, so that the addresses are released all the same.
+  for (const auto& [start, end] : reservation.runs) {
     try {
-      do_unmap(range, g * reservation.granule, (end - g) * reservation.granule);
+      do_unmap(range, start, end - start);
     } catch (const std::exception& e) {
       report_misuse(std::string(name()) + "::deallocate: unmapping " + describe(range) +
                     " failed: " + e.what());
     }
-    g = end;
   }
   do_release_address_range(range);
 }
@@ -204,7 +228,6 @@ Segment Backend::reserve_address_range(int device, std::size_t bytes) {
   try {
     auto reservation = std::make_unique<Reservation>();
     reservation->granule = granule;
-    reservation->mapped.assign(bytes / granule, false);
     const std::lock_guard lock(registry_mutex_);
     s.id = next_id_++;
     live_.emplace(s.id, LiveRecord{s.native, s.size, s.device, s.kind, std::move(reservation)});
@@ -212,8 +235,7 @@ Segment Backend::reserve_address_range(int device, std::size_t bytes) {
     do_release_address_range(s);
     const MemoryInfo memory = host_memory_info();
     throw OutOfMemory(bytes, to_string(s.device), memory.free_bytes, memory.total_bytes,
-                      "no host memory for the record of " + std::to_string(bytes / granule) +
-                          " granules of a reserved range");
+                      "no host memory for the record of a reserved range");
   }
   return s;
 }
@@ -230,13 +252,10 @@ void Backend::check_map_span(const Backend& backend, const Segment& range, const
                           std::to_string(reservation.granule) + " bytes");
   }
   check_segment_range(backend, operation, range, offset, bytes);
-  const std::size_t first = offset / reservation.granule;
-  const std::size_t last = first + bytes / reservation.granule;
-  for (std::size_t g = first; g < last; ++g) {
-    if (reservation.mapped[g] != want_mapped) {
-      throw InvalidArgument(where + ": the granule at offset " + std::to_string(g * reservation.granule) +
-                            (want_mapped ? " is not mapped" : " is mapped already"));
-    }
+  const std::size_t differing = reservation.first_differing(offset, offset + bytes, want_mapped);
+  if (differing != offset + bytes) {
+    throw InvalidArgument(where + ": the granule at offset " + std::to_string(differing) +
+                          (want_mapped ? " is not mapped" : " is mapped already"));
   }
 }
 
@@ -245,8 +264,7 @@ void Backend::map(const Segment& range, std::size_t offset, std::size_t bytes) {
   Reservation& r = *reservation_record(range, "map").reservation;
   check_map_span(*this, range, r, offset, bytes, false, "map");
   do_map(range, offset, bytes);
-  const std::size_t first = offset / r.granule;
-  for (std::size_t g = first; g < first + bytes / r.granule; ++g) r.mapped[g] = true;
+  r.add(offset, offset + bytes);
   r.mapped_bytes += bytes;
 }
 
@@ -255,8 +273,7 @@ void Backend::unmap(const Segment& range, std::size_t offset, std::size_t bytes)
   Reservation& r = *reservation_record(range, "unmap").reservation;
   check_map_span(*this, range, r, offset, bytes, true, "unmap");
   do_unmap(range, offset, bytes);
-  const std::size_t first = offset / r.granule;
-  for (std::size_t g = first; g < first + bytes / r.granule; ++g) r.mapped[g] = false;
+  r.remove(offset, offset + bytes);
   r.mapped_bytes -= bytes;
 }
 
@@ -272,15 +289,12 @@ void Backend::check_mapped(const Segment& segment, std::size_t offset, std::size
   const auto it = live_.find(segment.id);
   if (it == live_.end() || !it->second.reservation) return;
   const Reservation& r = *it->second.reservation;
-  const std::size_t first = offset / r.granule;
-  const std::size_t last = (offset + bytes - 1) / r.granule;
-  for (std::size_t g = first; g <= last; ++g) {
-    if (!r.mapped[g]) {
-      throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": bytes [" +
-                            std::to_string(offset) + ", " + std::to_string(offset + bytes) + ") of " +
-                            describe(segment) + " are not all mapped (the granule at offset " +
-                            std::to_string(g * r.granule) + " is not)");
-    }
+  const std::size_t unmapped = r.first_differing(offset, offset + bytes, true);
+  if (unmapped != offset + bytes) {
+    throw InvalidArgument(std::string(name()) + "::" + std::string(operation) + ": bytes [" +
+                          std::to_string(offset) + ", " + std::to_string(offset + bytes) + ") of " +
+                          describe(segment) + " are not all mapped (the granule at offset " +
+                          std::to_string(align_down(unmapped, r.granule)) + " is not)");
   }
 }
 

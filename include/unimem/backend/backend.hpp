@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -179,10 +180,17 @@ class Backend {
   bool check_copy_operand(const Segment& segment, std::string_view role) const;
 
   // A reservation's granules, mapped or not.
+  // Mapped runs are kept as intervals, so that checks cost the same for a 4 KiB host page as for a 2 MiB
+  // GPU granule, whatever the size of the range.
   struct Reservation {
     std::size_t granule = 0;
     std::size_t mapped_bytes = 0;
-    std::vector<bool> mapped;  // per granule
+    std::map<std::size_t, std::size_t> runs;  // mapped [start, end) by start; disjoint, never adjacent
+
+    // The first byte of [offset, end) that is mapped (want_mapped false) or unmapped (true); `end` if none.
+    [[nodiscard]] std::size_t first_differing(std::size_t offset, std::size_t end, bool want_mapped) const;
+    void add(std::size_t offset, std::size_t end);
+    void remove(std::size_t offset, std::size_t end);  // [offset, end) lies inside one run
   };
 
   struct LiveRecord {
