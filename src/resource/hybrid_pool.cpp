@@ -24,7 +24,10 @@ std::string_view to_string(LargePoolKind kind) noexcept {
 LargePoolKind automatic_large_pool(const MemoryResource& upstream) {
   const bool direct = dynamic_cast<const BackendResource*>(&upstream) != nullptr;
   if (!direct || upstream.kind() != MemoryKind::Device) return LargePoolKind::Coalescing;
-  const DeviceInfo info = upstream.backend().device_info(upstream.device().index);
+  return automatic_large_pool(upstream.backend().device_info(upstream.device().index));
+}
+
+LargePoolKind automatic_large_pool(const DeviceInfo& info) noexcept {
   const bool roomy =
       info.memory.total_bytes / ExpandablePool::default_granule(info) >= kMinimumExpandableGranules;
   return info.capabilities.virtual_memory && roomy ? LargePoolKind::Expandable : LargePoolKind::Coalescing;

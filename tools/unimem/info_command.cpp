@@ -7,6 +7,7 @@
 
 #include "unimem/config.hpp"
 #include "unimem/core/size.hpp"
+#include "unimem/resource/hybrid_pool.hpp"
 
 namespace unimem::cli {
 
@@ -51,6 +52,7 @@ nlohmann::json device_json(const DeviceInfo& d) {
         {"host_unified_memory", d.capabilities.host_unified_memory},
         {"virtual_memory", d.capabilities.virtual_memory}}},
       {"virtual_memory_granule", d.virtual_memory_granule},
+      {"large_pool", to_string(automatic_large_pool(d))},
       {"peers", d.peers},
   };
 }
@@ -95,26 +97,30 @@ std::string info_table(const BackendRegistry& registry, const PlatformInfo& plat
     out += fmt::format("{:<8} {:<9} {:<9} {}\n", to_string(entry.kind), yes_no(entry.status.compiled_in),
                        yes_no(entry.status.available), entry.status.detail);
   }
-  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {}\n", "device", "name",
-                     "total", "free", "max alloc", "device", "pinned", "unified", "host-visible", "virtual");
+  out += fmt::format("\n{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {:<8} {}\n", "device",
+                     "name", "total", "free", "max alloc", "device", "pinned", "unified", "host-visible",
+                     "virtual", "large pool");
   for (const auto& entry : registry.entries()) {
     for (const auto& d : device_infos(entry)) {
       std::string name = d.name.size() > 40 ? d.name.substr(0, 37) + "..." : d.name;
       // Virtual memory: the granule map() works in, or "-" without it.
       const std::string virtual_memory =
           d.capabilities.virtual_memory ? format_bytes(d.virtual_memory_granule) : yes_no(false);
-      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {}\n", to_string(d.id),
-                         name, format_bytes(d.memory.total_bytes),
+      out += fmt::format("{:<9} {:<40} {:>11} {:>11} {:>11}  {:<6} {:<6} {:<7} {:<12} {:<8} {}\n",
+                         to_string(d.id), name, format_bytes(d.memory.total_bytes),
                          format_bytes(d.memory.free_bytes) + (d.memory.estimated ? "*" : ""),
                          format_bytes(d.max_allocation_bytes), yes_no(d.capabilities.device_memory),
                          yes_no(d.capabilities.pinned_host), yes_no(d.capabilities.unified),
-                         yes_no(d.capabilities.host_visible_device), virtual_memory);
+                         yes_no(d.capabilities.host_visible_device), virtual_memory,
+                         to_string(automatic_large_pool(d)));
     }
   }
   out +=
       "(* free memory estimated: the backend has no free-memory query; total minus unimem's own "
       "allocations)\n"
-      "(virtual: the granule of Backend::map where the device has virtual memory)\n";
+      "(virtual: the granule of Backend::map where the device has virtual memory; large pool: what the "
+      "default "
+      "stack packs large requests with there)\n";
   for (const auto& entry : registry.entries()) {
     const std::vector<DeviceInfo> infos = device_infos(entry);
     if (infos.size() < 2) continue;

@@ -47,8 +47,10 @@ struct HybridPoolOptions {
   ExpandablePoolOptions expandable{};
 };
 
-// What LargePoolKind::Automatic becomes over `upstream` (Coalescing or Expandable).
+// What LargePoolKind::Automatic becomes over `upstream` (Coalescing or Expandable), and over device memory of
+// the device `info` describes, straight from its backend.
 [[nodiscard]] LargePoolKind automatic_large_pool(const MemoryResource& upstream);
+[[nodiscard]] LargePoolKind automatic_large_pool(const DeviceInfo& info) noexcept;
 
 class HybridPool final : public MemoryResource {
  public:
