@@ -146,7 +146,8 @@ void Backend::deallocate(const Segment& segment, Stream* stream) {
   release_reservation(segment, *reservation);
 }
 
-std::size_t Backend::Reservation::first_differing(std::size_t offset, std::size_t end, bool want_mapped) const {
+std::size_t Backend::Reservation::first_differing(std::size_t offset, std::size_t end,
+                                                  bool want_mapped) const {
   auto it = runs.upper_bound(offset);
   const bool inside = it != runs.begin() && std::prev(it)->second > offset;
   if (want_mapped) return inside ? std::min(std::prev(it)->second, end) : offset;
@@ -243,18 +244,20 @@ Segment Backend::reserve_address_range(int device, std::size_t bytes) {
 void Backend::check_map_span(const Backend& backend, const Segment& range, const Reservation& reservation,
                              std::size_t offset, std::size_t bytes, bool want_mapped,
                              std::string_view operation) {
-  const std::string where =
-      std::string(backend.name()) + "::" + std::string(operation) + " on " + describe(range);
-  if (bytes == 0) throw InvalidArgument(where + ": zero bytes");
+  // The messages are built only when a check fails: map and unmap sit on a pool's growth path.
+  const auto where = [&] {
+    return std::string(backend.name()) + "::" + std::string(operation) + " on " + describe(range);
+  };
+  if (bytes == 0) throw InvalidArgument(where() + ": zero bytes");
   if (offset % reservation.granule != 0 || bytes % reservation.granule != 0) {
-    throw InvalidArgument(where + ": offset " + std::to_string(offset) + " and size " +
+    throw InvalidArgument(where() + ": offset " + std::to_string(offset) + " and size " +
                           std::to_string(bytes) + " must be multiples of the granule of " +
                           std::to_string(reservation.granule) + " bytes");
   }
   check_segment_range(backend, operation, range, offset, bytes);
   const std::size_t differing = reservation.first_differing(offset, offset + bytes, want_mapped);
   if (differing != offset + bytes) {
-    throw InvalidArgument(where + ": the granule at offset " + std::to_string(differing) +
+    throw InvalidArgument(where() + ": the granule at offset " + std::to_string(differing) +
                           (want_mapped ? " is not mapped" : " is mapped already"));
   }
 }

@@ -58,9 +58,9 @@ class SimulatedBackend final : public Backend {
   void do_unmap(const Segment& range, std::size_t offset, std::size_t bytes) override;
   void do_release_address_range(const Segment& range) noexcept override;
 
-  // Takes `bytes` of device `index`'s capacity (under mutex_); OutOfMemory naming `detail` when it has no
-  // room.
-  void take_capacity(std::size_t index, std::size_t bytes, std::string_view detail);
+  // Takes `bytes` of device `index`'s capacity (under mutex_); OutOfMemory when it has no room, naming the
+  // reserved range and offset being mapped when `range` is given (the message is built only then).
+  void take_capacity(std::size_t index, std::size_t bytes, const Segment* range, std::size_t offset);
   // Unbacked devices: `bytes` of fresh simulated addresses (under mutex_).
   void* take_addresses(std::size_t index, std::size_t bytes);
 

@@ -90,12 +90,16 @@ MemoryInfo SimulatedBackend::do_memory_info(int device) const {
   return MemoryInfo{capacity - used_[static_cast<std::size_t>(device)], capacity, false};
 }
 
-void SimulatedBackend::take_capacity(std::size_t index, std::size_t bytes, std::string_view detail) {
+void SimulatedBackend::take_capacity(std::size_t index, std::size_t bytes, const Segment* range,
+                                     std::size_t offset) {
   const std::size_t capacity = specs_[index].capacity_bytes;
   const std::size_t free_bytes = capacity - used_[index];
   if (bytes > free_bytes) {
-    throw OutOfMemory(bytes, to_string(DeviceId{BackendKind::Simulated, static_cast<int>(index)}), free_bytes,
-                      capacity, std::string(detail));
+    throw OutOfMemory(
+        bytes, to_string(DeviceId{BackendKind::Simulated, static_cast<int>(index)}), free_bytes, capacity,
+        range == nullptr ? std::string()
+                         : "mapping " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
+                               " of a reserved range of " + std::to_string(range->size) + " bytes");
   }
   used_[index] += bytes;
 }
@@ -116,7 +120,7 @@ Backend::NativeAllocation SimulatedBackend::do_allocate(int device, MemoryKind /
                                                         Stream* /*stream*/) {
   const auto index = static_cast<std::size_t>(device);
   const std::lock_guard lock(mutex_);
-  take_capacity(index, bytes, {});
+  take_capacity(index, bytes, nullptr, 0);
   if (!specs_[index].backed) {
     try {
       return {take_addresses(index, bytes), nullptr, true};
@@ -157,9 +161,7 @@ void SimulatedBackend::do_map(const Segment& range, std::size_t offset, std::siz
   const auto index = static_cast<std::size_t>(range.device.index);
   {
     const std::lock_guard lock(mutex_);
-    take_capacity(index, bytes,
-                  "mapping " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
-                      " of a reserved range of " + std::to_string(range.size) + " bytes");
+    take_capacity(index, bytes, &range, offset);
   }
   if (!specs_[index].backed) return;
   try {
