@@ -363,8 +363,10 @@ ExpandablePool::~ExpandablePool() {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   if (s.ranges.in_use() != 0) {
+    // live_count() counts the guards too: one record per range, never free.
     report_misuse("ExpandablePool on " + to_string(device()) + " destroyed with " +
-                  std::to_string(s.ranges.in_use()) + " bytes in live allocations; releasing its ranges");
+                  std::to_string(s.ranges.live_count() - s.arenas.size()) + " live allocation(s) of " +
+                  std::to_string(s.ranges.in_use()) + " bytes; releasing its ranges");
   }
   s.ranges.settle_all();
   for (const auto& arena : s.arenas) {

@@ -432,7 +432,7 @@ TEST_F(ExpandablePoolTest, DestroyedWithLiveAllocationsReportsAndReleasesEveryth
     EXPECT_EQ(sim_.live_segment_count(), 2U);
   }
   ASSERT_EQ(reports.size(), 1U);
-  EXPECT_TRUE(contains(reports[0], "live allocation")) << reports[0];
+  EXPECT_TRUE(contains(reports[0], "destroyed with 2 live allocation(s) of 8389632 bytes")) << reports[0];
   EXPECT_EQ(sim_.live_bytes(0), 0U);
   EXPECT_EQ(sim_.live_segment_count(), 0U);
 }
