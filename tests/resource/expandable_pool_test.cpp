@@ -354,6 +354,24 @@ TEST_F(ExpandablePoolTest, AFailedMapOfSeveralRunsLeavesNothingMapped) {
   pool.deallocate(whole);
 }
 
+TEST_F(ExpandablePoolTest, AFailedAllocationDoesNotRaiseThePeak) {
+  SimulatedBackend tiny({SimulatedDeviceSpec{.capacity_bytes = 5 * kGranule, .backed = false}});
+  BackendResource upstream(tiny, 0, MemoryKind::Device);
+  ExpandablePool pool(upstream, {.reservation = 4 * kGranule});
+  const Allocation a = pool.allocate(kGranule);   // granule 0
+  const Allocation a2 = pool.allocate(kGranule);  // granule 1
+  const Segment other = tiny.allocate(0, MemoryKind::Device, 3 * kGranule);
+  EXPECT_THROW((void)pool.allocate(2 * kGranule), OutOfMemory);  // granules 2..3: the device is full
+  tiny.deallocate(other);
+  pool.deallocate(a);  // granule 0 idle
+  // Granules 2..3 again: live ranges touch 3 granules at most, so granule 0 goes before they are mapped.
+  const Allocation c = pool.allocate(2 * kGranule);
+  EXPECT_EQ(c.offset, 2 * kGranule);
+  EXPECT_EQ(pool.usage().reserved_bytes, 3 * kGranule) << "the failed request counted towards the peak";
+  pool.deallocate(a2);
+  pool.deallocate(c);
+}
+
 TEST_F(ExpandablePoolTest, ADeviceTooSmallForTheMapIsOutOfMemoryAndLeavesNoTrace) {
   ExpandablePool pool(small_, {.reservation = 256 * MiB});
   EXPECT_THROW((void)pool.allocate(65 * MiB), OutOfMemory);
