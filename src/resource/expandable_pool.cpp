@@ -257,8 +257,9 @@ struct ExpandablePool::State {
   // Maps every unmapped granule that live range [offset, offset + size) of `arena` touches. When that would
   // take the mapped granules past the most that live ranges have ever touched at once, idle granules are
   // unmapped first, as many as the excess. Returns whether anything was mapped. On failure nothing this
-  // call mapped stays mapped and the range's granules lose it as a user.
+  // call mapped stays mapped, the range's granules lose it as a user and the peak is what it was.
   bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested) {
+    const std::size_t peak_before = peak_touched;
     add_users(arena, offset, size);
     peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
@@ -290,6 +291,7 @@ struct ExpandablePool::State {
       }
     } catch (const OutOfMemory& e) {
       undo(arena, done, offset, size);
+      peak_touched = peak_before;
       const MemoryInfo memory = backend().memory_info(pool.device().index);
       throw OutOfMemory(requested, to_string(pool.device()), memory.free_bytes, memory.total_bytes,
                         "ExpandablePool: mapping " + std::to_string(missing * granule) +
@@ -298,6 +300,7 @@ struct ExpandablePool::State {
                             std::to_string(memory.total_bytes) + " bytes (" + e.what() + ")");
     } catch (...) {
       undo(arena, done, offset, size);
+      peak_touched = peak_before;
       throw;
     }
     return true;
