@@ -7,15 +7,14 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backend/backend_fixture.hpp"
+#include "resource/expandable_model.hpp"
 #include "resource/pool_test_support.hpp"
 #include "unimem/backend/host_backend.hpp"
 #include "unimem/backend/simulated_backend.hpp"
@@ -44,148 +43,55 @@ class ExpandablePoolTest : public ::testing::Test {
   BackendResource backed_{sim_, 2, MemoryKind::Device};
 };
 
-// --- the randomized model ---
+// --- the randomized model (expandable_model.hpp) ---
 
-// Drives a pool with seeded random allocations and frees over sizes 256 B..16 MiB and several alignments,
-// checking after every operation what the pool promises: live ranges never overlap, every byte of them is
-// mapped (written through the backend where the device holds data), usage() is exact, and mapped granules
-// never exceed the most granules live ranges have touched at once since the last trim.
-class Model {
- public:
-  Model(SimulatedBackend& sim, BackendResource& upstream, bool write_data)
-      : sim_(sim), upstream_(upstream), pool_(upstream), write_data_(write_data) {}
-
-  void run(int operations, unsigned seed) {
-    std::mt19937_64 rng(seed);
-    for (int op = 0; op < operations; ++op) {
-      const unsigned dice = static_cast<unsigned>(rng() % 100);
-      if (dice < 2) {
-        (void)pool_.trim();
-        peak_ = touched();
-        ASSERT_EQ(pool_.usage().reserved_bytes, touched() * kGranule) << "trim left an idle granule mapped";
-      } else if (live_.size() < 48 && (dice < 58 || live_.empty())) {
-        allocate(rng);
-      } else {
-        free(rng() % live_.size());
-      }
-      if (::testing::Test::HasFatalFailure()) return;
-      check(op);
-      if (::testing::Test::HasFatalFailure()) return;
+// Seeded random allocations over sizes 256 B..16 MiB and alignments up to 4 KiB, frees, trims and misuse.
+void run_model(ExpandableModel& model, int operations, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  for (int op = 0; op < operations; ++op) {
+    const auto dice = static_cast<unsigned>(rng() % 100);
+    std::string error;
+    if (dice < 2) {
+      error = model.trim();
+    } else if (dice < 4) {
+      error = model.free_again(rng());
+    } else if (dice < 6) {
+      error = model.free_forged(rng(), static_cast<unsigned>(rng()));
+    } else if (model.live_count() < 48 && (dice < 58 || model.live_count() == 0)) {
+      const auto magnitude = static_cast<unsigned>(8 + rng() % 17);
+      const std::size_t bytes = std::max<std::size_t>(256, 1 + rng() % (std::size_t{1} << magnitude));
+      constexpr std::size_t kAlignments[] = {1, 256, 256, 256, 512, 1024, 2048, 4096};
+      error = model.allocate(bytes, kAlignments[rng() % 8]);
+    } else {
+      error = model.free(rng());
     }
-    while (!live_.empty()) free(live_.size() - 1);
-    (void)pool_.trim();
-    EXPECT_EQ(pool_.usage().in_use_bytes, 0U);
-    EXPECT_EQ(pool_.usage().reserved_bytes, 0U);
-    EXPECT_EQ(sim_.live_bytes(upstream_.device().index), 0U);
+    ASSERT_EQ(error, "") << "operation " << op;
   }
-
- private:
-  struct Live {
-    Allocation allocation;
-    std::uint8_t value = 0;
-  };
-
-  void allocate(std::mt19937_64& rng) {
-    const auto magnitude = static_cast<unsigned>(8 + rng() % 17);  // 256 B .. 16 MiB
-    const std::size_t bytes = std::max<std::size_t>(256, 1 + rng() % (std::size_t{1} << magnitude));
-    constexpr std::size_t kAlignments[] = {1, 256, 256, 256, 512, 1024, 2048, 4096};
-    const std::size_t alignment = kAlignments[rng() % 8];
-    const Allocation a = pool_.allocate(bytes, nullptr, alignment);
-    ASSERT_EQ(a.size, bytes);
-    ASSERT_TRUE(
-        is_aligned(reinterpret_cast<std::uintptr_t>(a.address()), std::max(alignment, kDefaultAlignment)));
-    segments_.insert(a.segment);
-    const std::size_t end = a.offset + align_up(bytes, ExpandablePool::kGranularity);
-    ASSERT_LE(end, a.segment->size);
-    const auto next = ranges_.lower_bound({a.segment, a.offset});
-    if (next != ranges_.end() && next->first.first == a.segment) {
-      ASSERT_LE(end, next->first.second) << "allocation at " << a.offset << " overlaps a live one";
-    }
-    if (next != ranges_.begin()) {
-      const auto prev = std::prev(next);
-      if (prev->first.first == a.segment) {
-        ASSERT_LE(prev->second, a.offset) << "allocation at " << a.offset << " overlaps a live one";
-      }
-    }
-    ranges_[{a.segment, a.offset}] = end;
-    const auto value = static_cast<std::uint8_t>(1 + live_.size() * 37 + rng() % 200);
-    if (write_data_) sim_.memset(*a.segment, a.offset, value, a.size);  // throws where a byte is unmapped
-    live_.push_back(Live{a, value});
-    in_use_ += align_up(bytes, ExpandablePool::kGranularity);
-    peak_ = std::max(peak_, touched());
-  }
-
-  void free(std::size_t i) {
-    const Live l = live_[i];
-    if (write_data_) {
-      // The first, middle and last bytes kept what was written at allocation.
-      for (const std::size_t at : {std::size_t{0}, l.allocation.size / 2, l.allocation.size - 1}) {
-        std::uint8_t byte = 0;
-        sim_.copy(Segment::host_view(&byte, 1), 0, *l.allocation.segment, l.allocation.offset + at, 1);
-        ASSERT_EQ(byte, l.value) << "byte " << at << " of a live allocation changed";
-      }
-    }
-    live_[i] = live_.back();
-    live_.pop_back();
-    ranges_.erase({l.allocation.segment, l.allocation.offset});
-    in_use_ -= align_up(l.allocation.size, ExpandablePool::kGranularity);
-    ASSERT_TRUE(pool_.deallocate(l.allocation));
-  }
-
-  // Granules that live ranges touch, over every range.
-  [[nodiscard]] std::size_t touched() const {
-    std::set<std::pair<const Segment*, std::size_t>> granules;
-    for (const auto& [key, end] : ranges_) {
-      for (std::size_t g = key.second / kGranule; g < (end + kGranule - 1) / kGranule; ++g)
-        granules.insert({key.first, g});
-    }
-    return granules.size();
-  }
-
-  void check(int op) {
-    const ResourceUsage u = pool_.usage();
-    ASSERT_EQ(u.in_use_bytes, in_use_) << "operation " << op;
-    std::size_t mapped = 0;
-    for (const Segment* segment : segments_) {
-      const std::size_t segment_mapped = sim_.mapped_bytes(*segment);
-      mapped += segment_mapped;
-      std::set<std::size_t> granules;
-      for (auto it = ranges_.lower_bound({segment, 0}); it != ranges_.end() && it->first.first == segment;
-           ++it) {
-        for (std::size_t g = it->first.second / kGranule; g < (it->second + kGranule - 1) / kGranule; ++g)
-          granules.insert(g);
-      }
-      ASSERT_GE(segment_mapped, granules.size() * kGranule) << "a live granule is unmapped, operation " << op;
-    }
-    ASSERT_EQ(u.reserved_bytes, mapped) << "reserved bytes are not the mapped bytes, operation " << op;
-    ASSERT_EQ(u.reserved_bytes, sim_.live_bytes(upstream_.device().index)) << "operation " << op;
-    ASSERT_EQ(u.reserved_bytes % kGranule, 0U);
-    ASSERT_LE(u.reserved_bytes, peak_ * kGranule)
-        << "mapped past the most granules live ranges touched, operation " << op;
-    const PoolSnapshot snapshot = pool_.snapshot();
-    ASSERT_EQ(snapshot.segments.size(), segments_.size());
-    ASSERT_EQ(u.upstream_allocations, segments_.size());
-  }
-
-  SimulatedBackend& sim_;
-  BackendResource& upstream_;
-  ExpandablePool pool_;
-  bool write_data_;
-  std::vector<Live> live_;
-  std::map<std::pair<const Segment*, std::size_t>, std::size_t> ranges_;  // live: (range, offset) -> end
-  std::set<const Segment*> segments_;
-  std::size_t in_use_ = 0;
-  std::size_t peak_ = 0;  // granules, since the last trim
-};
+  ASSERT_EQ(model.finish(), "");
+}
 
 TEST_F(ExpandablePoolTest, RandomizedModelOnAnUnbackedDevice) {
-  Model model(sim_, device_, false);
-  model.run(4000, 11);
+  ExpandableModel model(device_);
+  run_model(model, 4000, 11);
+  EXPECT_EQ(sim_.live_bytes(0), 0U);
+}
+
+TEST_F(ExpandablePoolTest, RandomizedModelWithSmallRangesAndALargerGranule) {
+  ExpandableModel model(device_, {.granule = 4 * MiB, .reservation = 32 * MiB});
+  run_model(model, 3000, 5);
+  EXPECT_GT(model.pool().usage().upstream_allocations, 1U) << "the ranges were never used up";
+}
+
+TEST_F(ExpandablePoolTest, RandomizedModelNearlyFillingSim64MiB) {
+  ExpandableModel model(small_);
+  run_model(model, 3000, 17);
+  EXPECT_GT(model.failed_allocations(), 0U) << "the device never filled up";
+  EXPECT_EQ(sim_.live_bytes(1), 0U);
 }
 
 TEST_F(ExpandablePoolTest, RandomizedModelWritesEveryLiveByteOnABackedDevice) {
-  Model model(sim_, backed_, true);
-  model.run(1500, 23);
+  ExpandableModel model(backed_, {}, true);
+  run_model(model, 1500, 23);
 }
 
 // --- mapping ---
