@@ -188,14 +188,43 @@ struct ExpandablePool::State {
     }
   }
 
+  // Whether free range `index` may lose its memory now: its free's event has completed (or it needs none),
+  // or, when `wait`, once waited for on the host. Live ranges and guards keep their granules through users.
+  bool settled(std::uint32_t index, bool wait) {
+    const Range& r = ranges[index];
+    if (!r.free || ranges.order().ready_for(r.fence, nullptr)) return true;
+    if (!wait) return false;
+    ranges.order().wait(r.fence, nullptr);
+    return true;
+  }
+
+  // Whether every free range sharing granule `g` with range `index` (its neighbours in the address list
+  // that reach into the granule) is settled: a granule at a range's edge may hold another stream's pending
+  // free.
+  bool neighbours_settled(std::uint32_t index, std::size_t g, bool wait) {
+    const std::size_t low = g * granule;
+    const std::size_t high = low + granule;
+    for (std::uint32_t i = ranges[index].prev; i != kNoRange && ranges[i].offset + ranges[i].size > low;
+         i = ranges[i].prev) {
+      if (!settled(i, wait)) return false;
+    }
+    for (std::uint32_t i = ranges[index].next; i != kNoRange && ranges[i].offset < high; i = ranges[i].next) {
+      if (!settled(i, wait)) return false;
+    }
+    return true;
+  }
+
   // Unmaps up to `want` idle granules: those inside free ranges, largest ranges first, then those mapped
   // ahead past each range's frontier. Frees whose event has not completed are skipped, or waited for (host
-  // order) when `wait`. Returns the granules unmapped.
+  // order) when `wait`; so is a granule at a range's edge that a pending neighbour shares. Returns the
+  // granules unmapped.
   std::size_t reclaim(std::size_t want, bool wait) {
     std::vector<std::uint32_t> candidates;
     ranges.for_each_free([&](std::uint32_t index) {
       const Range& r = ranges[index];
-      if (end_granule(r.offset) < (r.offset + r.size) / granule) candidates.push_back(index);
+      // Without waiting, a range holding no whole granule shares its granules with ranges that are live or
+      // pending (ready free neighbours would have merged with it); a trim waits for them and takes them.
+      if (wait || end_granule(r.offset) < (r.offset + r.size) / granule) candidates.push_back(index);
     });
     std::sort(candidates.begin(), candidates.end(),
               [&](std::uint32_t x, std::uint32_t y) { return ranges[x].size > ranges[y].size; });
@@ -208,11 +237,19 @@ struct ExpandablePool::State {
         ranges.order().wait(r.fence, nullptr);
       }
       // Granules shared with a live neighbour have users; only wholly free ones go.
-      unmap_idle(*arenas[r.segment], first_granule(r.offset), end_granule(r.offset + r.size), want, done);
+      std::size_t low = first_granule(r.offset);
+      std::size_t high = end_granule(r.offset + r.size);
+      if (r.offset % granule != 0 && !neighbours_settled(index, low, wait)) ++low;
+      if ((r.offset + r.size) % granule != 0 && high > low && !neighbours_settled(index, high - 1, wait))
+        --high;
+      unmap_idle(*arenas[r.segment], low, high, want, done);
     }
     for (const auto& arena : arenas) {
       if (done == want) return done;
-      unmap_idle(*arena, first_granule(ranges[arena->guard].offset), arena->mapped_end, want, done);
+      const std::size_t frontier = ranges[arena->guard].offset;
+      std::size_t low = first_granule(frontier);
+      if (frontier % granule != 0 && !neighbours_settled(arena->guard, low, wait)) ++low;
+      unmap_idle(*arena, low, arena->mapped_end, want, done);
     }
     return done;
   }
@@ -220,8 +257,9 @@ struct ExpandablePool::State {
   // Maps every unmapped granule that live range [offset, offset + size) of `arena` touches. When that would
   // take the mapped granules past the most that live ranges have ever touched at once, idle granules are
   // unmapped first, as many as the excess. Returns whether anything was mapped. On failure nothing this
-  // call mapped stays mapped and the range's granules lose it as a user.
+  // call mapped stays mapped, the range's granules lose it as a user and the peak is what it was.
   bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested) {
+    const std::size_t peak_before = peak_touched;
     add_users(arena, offset, size);
     peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
@@ -253,6 +291,7 @@ struct ExpandablePool::State {
       }
     } catch (const OutOfMemory& e) {
       undo(arena, done, offset, size);
+      peak_touched = peak_before;
       const MemoryInfo memory = backend().memory_info(pool.device().index);
       throw OutOfMemory(requested, to_string(pool.device()), memory.free_bytes, memory.total_bytes,
                         "ExpandablePool: mapping " + std::to_string(missing * granule) +
@@ -261,6 +300,7 @@ struct ExpandablePool::State {
                             std::to_string(memory.total_bytes) + " bytes (" + e.what() + ")");
     } catch (...) {
       undo(arena, done, offset, size);
+      peak_touched = peak_before;
       throw;
     }
     return true;
@@ -324,7 +364,7 @@ ExpandablePool::~ExpandablePool() {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   if (s.ranges.in_use() != 0) {
-    // Every range has a guard, which counts as live in the engine.
+    // live_count() counts the guards too: one record per range, never free.
     report_misuse("ExpandablePool on " + to_string(device()) + " destroyed with " +
                   std::to_string(s.ranges.live_count() - s.arenas.size()) + " live allocation(s) of " +
                   std::to_string(s.ranges.in_use()) + " bytes; releasing its ranges");

@@ -30,13 +30,15 @@
 
 #include "resource/pool_test_support.hpp"
 #include "unimem/core/misuse.hpp"
+#include "unimem/resource/backend_resource.hpp"
 #include "unimem/resource/coalescing_pool.hpp"
+#include "unimem/resource/expandable_pool.hpp"
 #include "unimem/resource/hybrid_pool.hpp"
 #include "unimem/resource/size_class_pool.hpp"
 
 namespace unimem::test {
 
-enum class PoolKind : std::uint8_t { SizeClass, Coalescing, Hybrid };
+enum class PoolKind : std::uint8_t { SizeClass, Coalescing, Hybrid, Expandable };
 
 inline std::string_view to_string(PoolKind kind) {
   switch (kind) {
@@ -46,6 +48,8 @@ inline std::string_view to_string(PoolKind kind) {
       return "coalescing";
     case PoolKind::Hybrid:
       return "hybrid";
+    case PoolKind::Expandable:
+      return "expandable";
   }
   return "?";
 }
@@ -55,7 +59,9 @@ inline void PrintTo(PoolKind kind, std::ostream* os) {
   *os << to_string(kind);
 }
 
-// Each pool with its default options over `upstream`.
+// Each pool with its default options over `upstream`. The expandable pool maps memory itself: its upstream
+// must be a BackendResource (std::bad_cast otherwise), of device memory with virtual memory (NotSupported
+// otherwise).
 inline std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& upstream) {
   switch (kind) {
     case PoolKind::SizeClass:
@@ -63,10 +69,9 @@ inline std::unique_ptr<MemoryResource> make_pool(PoolKind kind, MemoryResource& 
     case PoolKind::Coalescing:
       return std::make_unique<CoalescingPool>(upstream);
     case PoolKind::Hybrid:
-      // The contract suites count the pool's segments through `upstream`: an expandable large half maps
-      // device memory beside it, so the hybrid here keeps the coalescing one (expandable_pool_test.cpp).
-      return std::make_unique<HybridPool>(upstream,
-                                          HybridPoolOptions{.large_kind = LargePoolKind::Coalescing});
+      return std::make_unique<HybridPool>(upstream);
+    case PoolKind::Expandable:
+      return std::make_unique<ExpandablePool>(dynamic_cast<BackendResource&>(upstream));
   }
   return nullptr;
 }
@@ -108,6 +113,9 @@ class PoolModel {
         pool_ = std::move(hybrid);
         break;
       }
+      case PoolKind::Expandable:
+        // Its upstream is the backend itself, not a recording TestUpstream: see expandable_model.hpp.
+        throw InvalidArgument("PoolModel: the expandable pool has a model of its own (expandable_model.hpp)");
     }
   }
   ~PoolModel() {

@@ -67,10 +67,13 @@ class ManualEvent final : public Event {
   std::uint64_t mark_ = 0;
 };
 
-// One unbacked device of `capacity` bytes with manual streams and events.
+// One unbacked device of `capacity` bytes with manual streams and events. With a non-zero `vm_granule` it
+// has virtual memory in granules of that size (mapped bytes count against the capacity), for the pools that
+// map memory themselves (ExpandablePool); without, pools that choose by capability see a plain device.
 class ManualBackend final : public Backend {
  public:
-  explicit ManualBackend(std::size_t capacity) : Backend(BackendKind::Simulated), capacity_(capacity) {}
+  explicit ManualBackend(std::size_t capacity, std::size_t vm_granule = 0)
+      : Backend(BackendKind::Simulated), capacity_(capacity), vm_granule_(vm_granule) {}
 
   [[nodiscard]] BackendStatus status() const override { return {true, true, "manual test backend"}; }
   [[nodiscard]] int device_count() const noexcept override { return 1; }
@@ -84,6 +87,8 @@ class ManualBackend final : public Backend {
     info.memory = do_memory_info(device);
     info.max_allocation_bytes = capacity_;
     info.capabilities.device_memory = true;
+    info.capabilities.virtual_memory = vm_granule_ != 0;
+    info.virtual_memory_granule = vm_granule_;
     return info;
   }
   MemoryInfo do_memory_info(int /*device*/) const override {
@@ -101,6 +106,21 @@ class ManualBackend final : public Backend {
     return {reinterpret_cast<void*>(address), nullptr};  // NOLINT(performance-no-int-to-ptr)
   }
   void do_deallocate(const Segment& segment, Stream* /*stream*/) noexcept override { used_ -= segment.size; }
+  NativeAllocation do_reserve_address_range(int /*device*/, std::size_t bytes) override {
+    next_address_ = align_up(next_address_, vm_granule_);
+    const std::uintptr_t address = next_address_;
+    next_address_ += bytes;
+    return {reinterpret_cast<void*>(address), nullptr, true};  // NOLINT(performance-no-int-to-ptr)
+  }
+  void do_map(const Segment& range, std::size_t /*offset*/, std::size_t bytes) override {
+    if (bytes > capacity_ - used_) {
+      throw OutOfMemory(bytes, to_string(range.device), capacity_ - used_, capacity_, "manual backend: map");
+    }
+    used_ += bytes;
+  }
+  void do_unmap(const Segment& /*range*/, std::size_t /*offset*/, std::size_t bytes) override {
+    used_ -= bytes;
+  }
   void do_memset(const Segment& /*dst*/, std::size_t /*offset*/, std::uint8_t /*value*/,
                  std::size_t /*bytes*/, Stream* /*stream*/) override {
     throw NotSupported("manual backend: memset");
@@ -118,6 +138,7 @@ class ManualBackend final : public Backend {
   }
 
   std::size_t capacity_;
+  std::size_t vm_granule_;
   std::size_t used_ = 0;
   std::uintptr_t next_address_ = std::uintptr_t{1} << 40U;
   int events_created_ = 0;
