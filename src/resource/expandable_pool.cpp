@@ -27,7 +27,7 @@ struct ExpandablePool::State {
     Stream* stream = nullptr;
     Segment range;
     std::uint32_t guard = kNoRange;
-    std::vector<std::uint8_t> mapped;  // per pool granule, 1 when mapped
+    std::vector<std::uint8_t> mapped;  // per pool granule up to the frontier, 1 when mapped
     // Per pool granule: live ranges touching it, kept for the granules a live range may share with a
     // neighbour (its first and last). A live range's other granules are its alone, and the idle-granule
     // scans never look at them: they only scan free ranges and what lies past the frontier.
@@ -71,8 +71,6 @@ struct ExpandablePool::State {
     arenas.reserve(arenas.size() + 1);
     auto arena = std::make_unique<Arena>();
     arena->stream = stream;
-    arena->mapped.assign(reservation / granule, 0);
-    arena->users.assign(reservation / granule, 0);
     arena->range = backend().reserve_address_range(pool.device().index, reservation);
     const auto index = static_cast<std::uint32_t>(arenas.size());
     try {
@@ -84,6 +82,16 @@ struct ExpandablePool::State {
     ranges[arena->guard].free = false;
     arenas.push_back(std::move(arena));
     return index;
+  }
+
+  // Sizes the per-granule records to cover the arena up to `frontier` bytes: they grow with the frontier, so
+  // a pool over a large device costs nothing per granule it never reaches.
+  void track(Arena& arena, std::size_t frontier) {
+    const std::size_t needed = end_granule(frontier);
+    if (needed <= arena.mapped.size()) return;
+    const std::size_t target = std::min(std::max(needed, 2 * arena.mapped.size()), reservation / granule);
+    arena.users.resize(target, 0);
+    arena.mapped.resize(target, 0);
   }
 
   // A free range (in no list) of at least `search` bytes at the end of `stream`'s newest arena: the free
@@ -105,6 +113,7 @@ struct ExpandablePool::State {
             ranges.order().ready_for(ranges[before].fence, stream)) {
           const std::size_t more = search - std::min(search, ranges[before].size);
           if (more <= guard.size) {
+            track(arena, guard.offset + more);
             ranges.erase_free(before);
             ranges.order().take(ranges[before].fence, stream);
             ranges[before].size += more;
@@ -113,6 +122,7 @@ struct ExpandablePool::State {
             return before;
           }
         } else if (search <= guard.size) {
+          track(arena, guard.offset + search);
           const std::uint32_t index = ranges.add(a, guard.offset, search, before, arena.guard);
           Range& moved_guard = ranges[arena.guard];  // add() may have moved the records
           moved_guard.offset += search;
