@@ -458,10 +458,11 @@ NB_MODULE(_unimem, m) {
   m.def(
       "replay_json",
       [](const std::string& path, const std::vector<std::string>& stacks, const std::string& device,
-         int repeat, std::optional<nb::object> progress) {
+         int repeat, std::optional<nb::object> progress, int streams) {
         if (stacks.empty()) throw unimem::InvalidArgument("replay: no stacks given");
         for (const auto& spec : stacks) (void)unimem::parse_resource_spec(spec);
-        unimem::cli::ReplayOptions options{.repeat = repeat, .progress = {}};
+        unimem::cli::ReplayOptions options{.repeat = repeat, .progress = {}, .streams = streams};
+        unimem::cli::check_replay_options(options);
         if (progress) {
           std::shared_ptr<nb::object> callback = keep(*progress);
           options.progress = [callback](std::string_view phase, double fraction) {
@@ -470,12 +471,14 @@ NB_MODULE(_unimem, m) {
           };
         }
         nb::gil_scoped_release release;
-        const unimem::cli::Trace trace = unimem::cli::load_trace(path);
+        // The CLI's own path: a directory is every *.csv in it, replayed into one document with a summary.
+        const auto paths = unimem::cli::expand_trace_paths({path});
         const unimem::cli::DeviceSelection selection({device});
-        const auto results = unimem::cli::replay_stacks(trace, selection.front(), stacks, options);
-        return json_text(unimem::cli::replay_json(trace, selection.front(), repeat, results));
+        const auto replays = unimem::cli::replay_traces(paths, selection.front(), stacks, options);
+        return json_text(unimem::cli::replay_document(replays, selection.front(), options));
       },
-      nb::arg("path"), nb::arg("stacks"), nb::arg("device"), nb::arg("repeat"), nb::arg("progress").none());
+      nb::arg("path"), nb::arg("stacks"), nb::arg("device"), nb::arg("repeat"), nb::arg("progress").none(),
+      nb::arg("streams") = 1);
 
   nb::class_<PyBuffer>(m, "Buffer", nb::type_slots(buffer_slots))
       .def_prop_ro("nbytes", &PyBuffer::nbytes)

@@ -100,16 +100,20 @@ def replay(
     stacks: Sequence[str] = ("hybrid",),
     device: str = "sim:80GiB",
     repeat: int = 5,
+    streams: int = 1,
 ) -> Union[dict, list]:
     """Replays allocation traces (RMM logging CSV) against resource stacks: ``unimem replay --json``.
 
-    One path gives that trace's document, a list of paths a list of documents. ``stacks`` are resource
-    specs (the first is ``--resource``, the rest ``--compare``); ``device`` and ``repeat`` are the CLI's
+    One path gives that trace's document, a list of paths a list of documents. A directory is every ``*.csv``
+    in it: the CLI's document for several traces, with the summary per stack. ``stacks`` are resource specs
+    (the first is ``--resource``, the rest ``--compare``); ``device``, ``repeat`` and ``streams`` are the CLI's
     options. A progress bar is drawn on a terminal when tqdm or rich is installed.
     """
     single = isinstance(paths, (str, os.PathLike))
     documents = [
-        json.loads(_unimem.replay_json(os.fspath(path), list(stacks), device, repeat, _terminal_progress()))
+        json.loads(
+            _unimem.replay_json(os.fspath(path), list(stacks), device, repeat, _terminal_progress(), streams)
+        )
         for path in ([paths] if single else paths)
     ]
     return documents[0] if single else documents

@@ -113,5 +113,10 @@ class MemoryManager:
 
 def info_json(simulated: Sequence[str] = ...) -> str: ...
 def replay_json(
-    path: str, stacks: Sequence[str], device: str, repeat: int, progress: Optional[Callable[[str, float], None]]
+    path: str,
+    stacks: Sequence[str],
+    device: str,
+    repeat: int,
+    progress: Optional[Callable[[str, float], None]],
+    streams: int = 1,
 ) -> str: ...

@@ -72,6 +72,7 @@ class MalformedArguments(unittest.TestCase):
         for value in ["0", "-1", "abc", "99999999999999999999999"]:
             with self.subTest(value=value):
                 self.expect_error(["replay", self.good, "--repeat", value], value)
+                self.expect_error(["replay", self.good, "--streams", value], value)
                 self.expect_error(["bench", "alloc", "--pairs", value], value)
                 self.expect_error(["bench", "alloc", "--threads", value, "--pairs", "1"], value)
                 self.expect_error(["bench", "alloc", "--repeat", value, "--pairs", "1"], value)
@@ -80,7 +81,13 @@ class MalformedArguments(unittest.TestCase):
     def test_files(self):
         missing = os.path.join(self.directory.name, "missing.csv")
         self.expect_error(["replay", missing], missing)
-        self.expect_error(["replay", self.directory.name], "is a directory")
+        empty = os.path.join(self.directory.name, "no-traces")
+        os.mkdir(empty)
+        with open(os.path.join(empty, "notes.txt"), "w", encoding="ascii") as f:
+            f.write("not a trace\n")
+        self.expect_error(["replay", empty], "no-traces")
+        self.expect_error(["replay", self.good, empty], "no-traces")
+        self.expect_error(["replay", self.good, missing], missing)
         # A path through a regular file cannot be opened, even by root.
         self.expect_error(["replay", os.path.join(self.good, "inside.csv")], "inside.csv")
         self.expect_error(["replay", b"/nonexistent/\xff\xfe.csv"], "\\xff\\xfe")
@@ -102,6 +109,44 @@ class MalformedArguments(unittest.TestCase):
                     f.write(body)
                 self.expect_error(["replay", path], where)
                 self.expect_error(["replay", path, "--json"], where)
+
+    def test_streams_above_the_limit(self):
+        for value in ["65", "1000"]:
+            with self.subTest(value=value):
+                self.expect_error(["replay", self.good, "--streams", value], value)
+
+    def test_a_directory_replays_every_csv_in_it_with_a_summary(self):
+        traces = os.path.join(self.directory.name, "traces")
+        os.mkdir(traces)
+        for name, size in [("b.csv", 8192), ("a.csv", 4096)]:
+            with open(os.path.join(traces, name), "w", encoding="ascii") as f:
+                f.write(HEADER + f"0,t,allocate,0x10,{size},0x0\n0,t,free,0x10,{size},0x0\n")
+        with open(os.path.join(traces, "readme.txt"), "w", encoding="ascii") as f:
+            f.write("not a trace\n")
+        result = run("replay", traces, "--json", "--repeat", "1", "--streams", "4", "--compare", "upstream",
+                     "hybrid")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        document = json.loads(result.stdout)
+        self.assertEqual(document["streams"], 4)
+        self.assertEqual([os.path.basename(t["trace"]["path"]) for t in document["traces"]], ["a.csv", "b.csv"])
+        self.assertEqual([t["trace"]["peak_live_bytes"] for t in document["traces"]], [4096, 8192])
+        self.assertEqual(sorted(document["summary"]), ["hybrid", "upstream"])
+        self.assertTrue(document["summary"]["upstream"]["within_target"])
+        self.assertIn(os.path.basename(document["summary"]["hybrid"]["worst_trace"]), ["a.csv", "b.csv"])
+        table = run("replay", traces, self.good, "--repeat", "1", "--streams", "4")
+        self.assertEqual(table.returncode, 0, table.stderr)
+        text = table.stdout.decode("utf-8")
+        self.assertIn("streams: 4", text)
+        self.assertIn("good.csv", text.split("summary:")[1])
+        self.assertTrue(text.rstrip().splitlines()[-1].startswith("worst"), text)
+
+    def test_one_trace_keeps_the_single_trace_document(self):
+        result = run("replay", self.good, "--json", "--repeat", "1", "--streams", "4")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        document = json.loads(result.stdout)
+        self.assertNotIn("traces", document)
+        self.assertEqual(document["streams"], 4)
+        self.assertEqual(document["trace"]["allocations"], 1)
 
     def test_a_file_name_that_is_not_utf8_replays_to_valid_json(self):
         path = os.path.join(os.fsencode(self.directory.name), b"tr\xffce.csv")

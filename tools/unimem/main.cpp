@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -52,11 +53,12 @@ std::vector<std::size_t> parse_sizes(const std::vector<std::string>& texts) {
 }
 
 struct ReplayArguments {
-  std::string trace;
+  std::vector<std::string> traces;
   std::string resource;
   std::vector<std::string> compare;
   std::string device{unimem::cli::kDefaultReplayDevice};
   int repeat = unimem::cli::ReplayOptions{}.repeat;
+  int streams = unimem::cli::ReplayOptions{}.streams;
   bool json = false;
   bool lenient = false;
 };
@@ -70,14 +72,16 @@ int run_replay(const ReplayArguments& args) {
   specs.insert(specs.end(), args.compare.begin(), args.compare.end());
   // A typo in a spec should not wait for the trace to be read.
   for (const auto& spec : specs) (void)unimem::parse_resource_spec(spec);
-  const unimem::cli::Trace trace = unimem::cli::load_trace(args.trace, {.lenient = args.lenient});
+  const std::vector<std::filesystem::path> paths = unimem::cli::expand_trace_paths(args.traces);
   const unimem::cli::DeviceSelection selection({args.device});
-  const auto results = unimem::cli::replay_stacks(
-      trace, selection.front(), specs, {.repeat = args.repeat, .progress = unimem::cli::terminal_progress()});
+  const unimem::cli::ReplayOptions options{
+      .repeat = args.repeat, .progress = unimem::cli::terminal_progress(), .streams = args.streams};
+  const auto replays =
+      unimem::cli::replay_traces(paths, selection.front(), specs, options, {.lenient = args.lenient});
   if (args.json) {
-    std::cout << json_text(unimem::cli::replay_json(trace, selection.front(), args.repeat, results)) << '\n';
+    std::cout << json_text(unimem::cli::replay_document(replays, selection.front(), options)) << '\n';
   } else {
-    std::cout << unimem::cli::replay_table(trace, selection.front(), args.repeat, results);
+    std::cout << unimem::cli::replay_report(replays, selection.front(), options);
   }
   return 0;
 }
@@ -125,7 +129,9 @@ int main(int argc, char** argv) {
   ReplayArguments replay_args;
   auto* replay =
       app.add_subcommand("replay", "Replay an allocation trace (RMM logging CSV) against resource stacks");
-  replay->add_option("trace", replay_args.trace, "Trace file: Thread,Time,Action,Pointer,Size,Stream")
+  replay
+      ->add_option("traces", replay_args.traces,
+                   "Trace files (Thread,Time,Action,Pointer,Size,Stream), or directories of *.csv traces")
       ->required();
   replay->add_option(
       "--resource", replay_args.resource,
@@ -137,6 +143,11 @@ int main(int argc, char** argv) {
                          std::string(unimem::cli::kDefaultReplayDevice) + ", unbacked)");
   replay->add_option("--repeat", replay_args.repeat, "Timed repeats; times are their median")
       ->check(CLI::Range(1, kMaxRepeat));
+  replay
+      ->add_option("--streams", replay_args.streams,
+                   "Streams the allocations are spread over, allocation k on stream k mod N (default: 1, "
+                   "host order)")
+      ->check(CLI::Range(1, unimem::cli::kMaxReplayStreams));
   replay->add_flag("--json", replay_args.json, "Print JSON instead of a table");
   replay->add_flag("--lenient", replay_args.lenient, "Skip and count malformed lines instead of stopping");
 

@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <set>
+#include <system_error>
 
 #include "unimem/config.hpp"
+#include "unimem/core/error.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/resource/resource_spec.hpp"
 
@@ -42,7 +45,72 @@ Row row(std::string label, const std::vector<ReplayResult>& results, Cell cell) 
   return r;
 }
 
+// The rows under a header of one column per stack, each column as wide as its stack's name (12 at least).
+std::string table_text(const std::vector<std::string>& stacks, const std::vector<Row>& rows) {
+  std::size_t label_width = 0;
+  for (const auto& r : rows) label_width = std::max(label_width, r.label.size());
+  std::vector<std::size_t> widths;
+  for (const auto& stack : stacks) widths.push_back(std::max<std::size_t>(12, stack.size()));
+  std::string out = fmt::format("{:<{}}", "", label_width);
+  for (std::size_t i = 0; i < stacks.size(); ++i) out += fmt::format("  {:>{}}", stacks[i], widths[i]);
+  out += "\n";
+  for (const auto& r : rows) {
+    out += fmt::format("{:<{}}", r.label, label_width);
+    for (std::size_t i = 0; i < r.cells.size(); ++i) out += fmt::format("  {:>{}}", r.cells[i], widths[i]);
+    out += "\n";
+  }
+  return out;
+}
+
+std::string ratio_cell(double ratio) {
+  return fmt::format("{:.3f}", ratio);
+}
+
+// A trace's name in the summary table: the file name, since the directory is usually the same for all.
+std::string trace_label(const Trace& trace) {
+  const std::string name = std::filesystem::path(trace.source).filename().string();
+  return name.empty() ? trace.source : name;
+}
+
+// Every *.csv directly in `directory`, sorted by name.
+std::vector<std::filesystem::path> csv_files_in(const std::filesystem::path& directory) {
+  std::vector<std::filesystem::path> files;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end;
+       it.increment(error)) {
+    std::error_code type_error;
+    if (it->path().extension() == ".csv" && it->is_regular_file(type_error)) files.push_back(it->path());
+  }
+  if (error) {
+    throw InvalidArgument("cannot list trace directory " + quoted_path(directory.string()) + ": " +
+                          error.message());
+  }
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.filename().string() < b.filename().string(); });
+  return files;
+}
+
 }  // namespace
+
+std::vector<std::filesystem::path> expand_trace_paths(const std::vector<std::string>& arguments) {
+  if (arguments.empty()) throw InvalidArgument("replay: no trace given");
+  std::vector<std::filesystem::path> paths;
+  for (const auto& argument : arguments) {
+    const std::filesystem::path path(argument);
+    std::error_code error;
+    if (!std::filesystem::is_directory(path, error)) {
+      // A missing or unreadable file is reported by load_trace(), with the reason.
+      paths.push_back(path);
+      continue;
+    }
+    const std::vector<std::filesystem::path> files = csv_files_in(path);
+    if (files.empty()) {
+      throw InvalidArgument("replay: directory " + quoted_path(argument) + " holds no *.csv trace");
+    }
+    paths.insert(paths.end(), files.begin(), files.end());
+  }
+  return paths;
+}
 
 std::vector<ReplayResult> replay_stacks(const Trace& trace, const SelectedDevice& device,
                                         const std::vector<std::string>& specs, const ReplayOptions& options) {
@@ -61,7 +129,95 @@ std::vector<ReplayResult> replay_stacks(const Trace& trace, const SelectedDevice
   return results;
 }
 
-nlohmann::json replay_json(const Trace& trace, const SelectedDevice& device, int repeat,
+namespace {
+
+// Throws InvalidArgument naming a spec given twice.
+void check_specs_unique(const std::vector<std::string>& specs) {
+  std::set<std::string> seen;
+  for (const auto& spec : specs) {
+    if (!seen.insert(spec).second) {
+      throw InvalidArgument("replay: stack " + unimem::quoted(spec) +
+                            " is given twice; the summary over several traces is keyed by stack");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<TraceReplay> replay_traces(const std::vector<std::filesystem::path>& paths,
+                                       const SelectedDevice& device, const std::vector<std::string>& specs,
+                                       const ReplayOptions& options, const TraceParseOptions& parse) {
+  if (paths.empty()) throw InvalidArgument("replay: no trace given");
+  if (specs.empty()) throw InvalidArgument("replay: no stacks given");
+  check_replay_options(options);
+  for (const auto& spec : specs) (void)parse_resource_spec(spec);
+  if (paths.size() > 1) check_specs_unique(specs);
+  std::vector<TraceReplay> replays;
+  replays.reserve(paths.size());
+  for (const auto& path : paths) replays.push_back({load_trace(path, parse), {}});
+  for (auto& replay : replays) {
+    ReplayOptions per_trace = options;
+    if (options.progress && replays.size() > 1) {
+      per_trace.progress = [label = trace_label(replay.trace), &progress = options.progress](
+                               std::string_view phase, double fraction) {
+        progress(label + " " + std::string(phase), fraction);
+      };
+    }
+    replay.results = replay_stacks(replay.trace, device, specs, per_trace);
+  }
+  return replays;
+}
+
+bool within_target(const ReplayResult& result) {
+  const auto live = static_cast<double>(result.peak_live_bytes);
+  const double limit =
+      std::max(kTargetFragmentationRatio * live, live + static_cast<double>(kTargetSlackBytes));
+  return static_cast<double>(result.peak_reserved_bytes) <= limit;
+}
+
+std::vector<StackSummary> summarize_replays(const std::vector<TraceReplay>& replays) {
+  if (replays.empty()) throw InvalidArgument("replay summary: no traces");
+  const std::vector<ReplayResult>& first = replays.front().results;
+  std::vector<std::string> specs;
+  for (const auto& result : first) specs.push_back(result.resource);
+  check_specs_unique(specs);
+  for (const auto& replay : replays) {
+    bool same = replay.results.size() == first.size();
+    for (std::size_t i = 0; same && i < first.size(); ++i) same = replay.results[i].resource == specs[i];
+    if (!same) {
+      throw InvalidArgument("replay summary: trace " + quoted_path(replay.trace.source) +
+                            " was not replayed against the same stacks as " +
+                            quoted_path(replays.front().trace.source));
+    }
+  }
+  std::vector<StackSummary> summaries;
+  for (std::size_t stack = 0; stack < specs.size(); ++stack) {
+    StackSummary summary;
+    summary.resource = specs[stack];
+    double total_ratio = 0.0;
+    bool first_trace = true;
+    for (const auto& replay : replays) {
+      const ReplayResult& r = replay.results[stack];
+      if (first_trace || r.fragmentation_ratio > summary.worst_fragmentation_ratio) {
+        summary.worst_fragmentation_ratio = r.fragmentation_ratio;
+        summary.worst_trace = replay.trace.source;
+      }
+      first_trace = false;
+      total_ratio += r.fragmentation_ratio;
+      if (r.events != 0) {
+        const double per_100 =
+            static_cast<double>(r.map_calls + r.unmap_calls) * 100.0 / static_cast<double>(r.events);
+        summary.max_map_calls_per_100_ops = std::max(summary.max_map_calls_per_100_ops, per_100);
+      }
+      summary.within_target = summary.within_target && within_target(r);
+    }
+    summary.mean_fragmentation_ratio = total_ratio / static_cast<double>(replays.size());
+    summaries.push_back(std::move(summary));
+  }
+  return summaries;
+}
+
+nlohmann::json replay_json(const Trace& trace, const SelectedDevice& device, const ReplayOptions& options,
                            const std::vector<ReplayResult>& results) {
   const DeviceInfo info = device.info();
   nlohmann::json stacks = nlohmann::json::array();
@@ -106,12 +262,13 @@ nlohmann::json replay_json(const Trace& trace, const SelectedDevice& device, int
         {"name", info.name},
         {"total_bytes", info.memory.total_bytes},
         {"memory_kind", std::string(to_string(kReplayMemory))}}},
-      {"repeat", repeat},
+      {"repeat", options.repeat},
+      {"streams", options.streams},
       {"results", stacks},
   };
 }
 
-std::string replay_table(const Trace& trace, const SelectedDevice& device, int repeat,
+std::string replay_table(const Trace& trace, const SelectedDevice& device, const ReplayOptions& options,
                          const std::vector<ReplayResult>& results) {
   const DeviceInfo info = device.info();
   std::string out = fmt::format("trace:   {}\n", trace.source);
@@ -128,8 +285,12 @@ std::string replay_table(const Trace& trace, const SelectedDevice& device, int r
                      format_bytes(trace.live_bytes_at_end));
   out += fmt::format("device:  {} = {} ({}), {} memory\n", device.text, to_string(info.id), info.name,
                      to_string(kReplayMemory));
-  out +=
-      fmt::format("timing:  median of {} repeat(s); ns per allocate/free time each call alone\n\n", repeat);
+  if (options.streams > 1) {
+    out += fmt::format("streams: {} (allocation k on stream k mod {}, freed on its own)\n", options.streams,
+                       options.streams);
+  }
+  out += fmt::format("timing:  median of {} repeat(s); ns per allocate/free time each call alone\n\n",
+                     options.repeat);
 
   const std::vector<Row> rows = {
       row("peak reserved", results, [](const ReplayResult& r) { return bytes_cell(r.peak_reserved_bytes); }),
@@ -154,20 +315,69 @@ std::string replay_table(const Trace& trace, const SelectedDevice& device, int r
       row("ns per op with lookup", results,
           [](const ReplayResult& r) { return ns_cell(r.ns_per_op_with_lookup); }),
   };
-  std::size_t label_width = 0;
-  for (const auto& r : rows) label_width = std::max(label_width, r.label.size());
-  std::vector<std::size_t> widths;
-  for (const auto& r : results) widths.push_back(std::max<std::size_t>(12, r.resource.size()));
-  out += fmt::format("{:<{}}", "", label_width);
-  for (std::size_t i = 0; i < results.size(); ++i)
-    out += fmt::format("  {:>{}}", results[i].resource, widths[i]);
-  out += "\n";
-  for (const auto& r : rows) {
-    out += fmt::format("{:<{}}", r.label, label_width);
-    for (std::size_t i = 0; i < r.cells.size(); ++i) out += fmt::format("  {:>{}}", r.cells[i], widths[i]);
-    out += "\n";
+  std::vector<std::string> stacks;
+  for (const auto& r : results) stacks.push_back(r.resource);
+  return out + table_text(stacks, rows);
+}
+
+nlohmann::json replay_document(const std::vector<TraceReplay>& replays, const SelectedDevice& device,
+                               const ReplayOptions& options) {
+  if (replays.size() == 1) return replay_json(replays[0].trace, device, options, replays[0].results);
+  const std::vector<StackSummary> summaries = summarize_replays(replays);
+  nlohmann::json traces = nlohmann::json::array();
+  for (const auto& replay : replays)
+    traces.push_back(replay_json(replay.trace, device, options, replay.results));
+  nlohmann::json summary = nlohmann::json::object();
+  for (const auto& s : summaries) {
+    summary[s.resource] = {
+        {"worst_fragmentation_ratio", s.worst_fragmentation_ratio},
+        {"worst_trace", s.worst_trace},
+        {"mean_fragmentation_ratio", s.mean_fragmentation_ratio},
+        {"max_map_calls_per_100_ops", s.max_map_calls_per_100_ops},
+        {"within_target", s.within_target},
+    };
   }
-  return out;
+  // Each trace's document repeats the device; the top level has it too, for readers of the summary alone.
+  return {
+      {"unimem_version", UNIMEM_VERSION},
+      {"device", traces.front()["device"]},
+      {"repeat", options.repeat},
+      {"streams", options.streams},
+      {"traces", traces},
+      {"summary", summary},
+  };
+}
+
+std::string replay_report(const std::vector<TraceReplay>& replays, const SelectedDevice& device,
+                          const ReplayOptions& options) {
+  if (replays.size() == 1) return replay_table(replays[0].trace, device, options, replays[0].results);
+  const std::vector<StackSummary> summaries = summarize_replays(replays);
+  std::string out;
+  for (const auto& replay : replays)
+    out += replay_table(replay.trace, device, options, replay.results) + "\n";
+  std::vector<std::string> stacks;
+  std::vector<Row> rows;
+  for (const auto& s : summaries) stacks.push_back(s.resource);
+  for (const auto& replay : replays) {
+    rows.push_back(row(trace_label(replay.trace), replay.results,
+                       [](const ReplayResult& r) { return ratio_cell(r.fragmentation_ratio); }));
+  }
+  const auto summary_row = [&](std::string label, const auto& cell) {
+    Row r{std::move(label), {}};
+    for (const auto& s : summaries) r.cells.push_back(cell(s));
+    rows.push_back(std::move(r));
+  };
+  summary_row("mean", [](const StackSummary& s) { return ratio_cell(s.mean_fragmentation_ratio); });
+  summary_row("max map+unmap per 100 ops",
+              [](const StackSummary& s) { return fmt::format("{:.2f}", s.max_map_calls_per_100_ops); });
+  summary_row("within target",
+              [](const StackSummary& s) { return std::string(s.within_target ? "yes" : "no"); });
+  summary_row("worst", [](const StackSummary& s) { return ratio_cell(s.worst_fragmentation_ratio); });
+  out += fmt::format(
+      "summary: fragmentation (peak reserved / peak live) of {} traces; target: peak reserved "
+      "at most max({:.2f} x peak live, peak live + {})\n\n",
+      replays.size(), kTargetFragmentationRatio, format_bytes(kTargetSlackBytes));
+  return out + table_text(stacks, rows);
 }
 
 ReplayProgress terminal_progress() {

@@ -15,10 +15,15 @@
 //
 // Allocations that fail with OutOfMemory (a device too small for the trace) are counted and the replay goes
 // on; the frees of those allocations are skipped and counted.
+//
+// With several streams, allocation k of the trace is made on stream k mod N and freed on the stream it was
+// made on, in every pass; with one, every call is in host order (no stream), as a single-threaded program
+// without streams makes them.
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -55,13 +60,20 @@ struct ReplayResult {
 // Called with what is being done and how far along it is (0 to 1), a few hundred times per replay at most.
 using ReplayProgress = std::function<void(std::string_view phase, double fraction)>;
 
+// The most streams a replay spreads its allocations over.
+inline constexpr int kMaxReplayStreams = 64;
+
 struct ReplayOptions {
   int repeat = 5;  // timed repeats (each three replays); at least 1
   ReplayProgress progress;
+  int streams = 1;  // streams the allocations are spread over, 1 to kMaxReplayStreams; 1 is host order
 };
 
-// Throws InvalidArgument for a bad spec or repeat count, and whatever the backend throws other than
-// OutOfMemory.
+// Throws InvalidArgument if `repeat` is below 1 or `streams` is out of range, naming the value.
+void check_replay_options(const ReplayOptions& options);
+
+// Throws InvalidArgument for a bad spec, repeat count or stream count, and whatever the backend throws other
+// than OutOfMemory.
 [[nodiscard]] ReplayResult replay_trace(const Trace& trace, std::string_view resource_spec, Backend& backend,
                                         int device, MemoryKind kind, const ReplayOptions& options = {});
 
@@ -70,8 +82,10 @@ struct ReplayOptions {
 using ReplayObserver = std::function<void(std::size_t event, bool failed, const MemoryResource& resource)>;
 
 // Replays the events once, in order, on `resource` (untimed), calling `observe` after each one, then frees
-// what is still live. Failed allocations are counted and their frees skipped, as in replay_trace(). Returns
-// the number of failed allocations.
-std::size_t replay_observed(const Trace& trace, MemoryResource& resource, const ReplayObserver& observe);
+// what is still live. Failed allocations are counted and their frees skipped, as in replay_trace(). With
+// `streams`, allocation k is made on streams[k mod size] (a null entry is host order) and freed on the same
+// one; without, every call is in host order. Returns the number of failed allocations.
+std::size_t replay_observed(const Trace& trace, MemoryResource& resource, const ReplayObserver& observe,
+                            std::span<Stream* const> streams = {});
 
 }  // namespace unimem::cli
