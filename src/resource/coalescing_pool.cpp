@@ -191,27 +191,8 @@ bool CoalescingPool::do_deallocate(const Allocation& allocation, Stream* stream)
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
-  if (!s.is_live(index, allocation)) {
-    report_misuse("CoalescingPool::deallocate on " + to_string(device()) + ": allocation of " +
-                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
-                  " is not live here: already freed, or allocated by another resource");
-    return false;
-  }
-  try {
-    if (!detail::is_pool_stream(*this, stream)) {
-      report_misuse("CoalescingPool::deallocate on " + to_string(device()) + ": a stream of " +
-                    to_string(stream->device()) + " cannot order this free; synchronizing it instead");
-      stream->synchronize();
-      stream = nullptr;
-    }
-    s.ranges.free_range(index, stream);
-  } catch (const std::exception& e) {
-    // The range stays allocated here, so the chain above must not count it as freed either.
-    report_misuse("CoalescingPool::deallocate on " + to_string(device()) + ": " + e.what() +
-                  "; the allocation stays out of use");
-    return false;
-  }
-  return true;
+  return detail::checked_free(*this, "CoalescingPool", allocation, s.is_live(index, allocation), stream,
+                              [&](Stream* order) { s.ranges.free_range(index, order); });
 }
 
 std::size_t CoalescingPool::do_trim() {

@@ -241,11 +241,8 @@ struct ExpandablePool::State {
     std::size_t done = 0;
     for (const std::uint32_t index : candidates) {
       if (done == want) return done;
+      if (!settled(index, wait)) continue;
       const Range& r = ranges[index];
-      if (!ranges.order().ready_for(r.fence, nullptr)) {
-        if (!wait) continue;
-        ranges.order().wait(r.fence, nullptr);
-      }
       // Granules shared with a live neighbour have users; only wholly free ones go.
       std::size_t low = first_granule(r.offset);
       std::size_t high = end_granule(r.offset + r.size);
@@ -415,28 +412,12 @@ bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream)
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
-  if (!s.is_live(index, allocation)) {
-    report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": allocation of " +
-                  std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
-                  " is not live here: already freed, or allocated by another resource");
-    return false;
-  }
-  try {
-    if (!detail::is_pool_stream(*this, stream)) {
-      report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": a stream of " +
-                    to_string(stream->device()) + " cannot order this free; synchronizing it instead");
-      stream->synchronize();
-      stream = nullptr;
-    }
-    const Range r = s.ranges[index];
-    (void)s.ranges.free_range(index, stream);
-    s.drop_users(*s.arenas[r.segment], r.offset, r.size);
-  } catch (const std::exception& e) {
-    report_misuse("ExpandablePool::deallocate on " + to_string(device()) + ": " + e.what() +
-                  "; the allocation stays out of use");
-    return false;
-  }
-  return true;
+  return detail::checked_free(*this, "ExpandablePool", allocation, s.is_live(index, allocation), stream,
+                              [&](Stream* order) {
+                                const Range r = s.ranges[index];
+                                (void)s.ranges.free_range(index, order);
+                                s.drop_users(*s.arenas[r.segment], r.offset, r.size);
+                              });
 }
 
 std::size_t ExpandablePool::do_trim() {

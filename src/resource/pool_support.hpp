@@ -6,11 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <string_view>
 
 #include "unimem/backend/segment.hpp"
 #include "unimem/backend/stream.hpp"
 #include "unimem/core/alignment.hpp"
+#include "unimem/core/misuse.hpp"
 #include "unimem/resource/memory_resource.hpp"
 
 namespace unimem::detail {
@@ -34,8 +36,9 @@ namespace unimem::detail {
 // Bytes to skip from `offset` so that the range starts `alignment`-aligned. Alignment is measured from the
 // host address when the host can see the segment and from the native handle otherwise, as BackendResource
 // does, except where the segment says its native handle is no address (Segment::native_is_address false, an
-// OpenCL cl_mem): there the offset from the segment's start is aligned (what a sub-buffer's origin needs). Up to kDefaultAlignment nothing is skipped:
-// segments start that aligned and pools keep every offset a multiple of it.
+// OpenCL cl_mem): there the offset from the segment's start is aligned (what a sub-buffer's origin needs). Up
+// to kDefaultAlignment nothing is skipped: segments start that aligned and pools keep every offset a multiple
+// of it.
 [[nodiscard]] std::size_t alignment_padding(const Segment& segment, std::size_t offset,
                                             std::size_t alignment) noexcept;
 
@@ -52,6 +55,38 @@ namespace unimem::detail {
 
 // Throws InvalidArgument naming the pool and both devices unless is_pool_stream().
 void check_pool_stream(const MemoryResource& pool, const Stream* stream, std::string_view pool_name);
+
+// The rest of a range pool's deallocate once it holds its lock and has checked the cookie (`live`): an
+// allocation that is not live is reported and refused; a stream of another device is reported and
+// synchronized, the free then counting as host-ordered; then free(stream) runs, and what it throws is
+// reported with the allocation left out of use. Returns whether the free was accepted.
+template <typename Free>
+bool checked_free(const MemoryResource& pool, std::string_view pool_name, const Allocation& allocation,
+                  bool live, Stream* stream, const Free& free) noexcept {
+  const auto where = [&] {
+    return std::string(pool_name) + "::deallocate on " + to_string(pool.device()) + ": ";
+  };
+  if (!live) {
+    report_misuse(where() + "allocation of " + std::to_string(allocation.size) + " bytes at offset " +
+                  std::to_string(allocation.offset) +
+                  " is not live here: already freed, or allocated by another resource");
+    return false;
+  }
+  try {
+    if (!is_pool_stream(pool, stream)) {
+      report_misuse(where() + "a stream of " + to_string(stream->device()) +
+                    " cannot order this free; synchronizing it instead");
+      stream->synchronize();
+      stream = nullptr;
+    }
+    free(stream);
+  } catch (const std::exception& e) {
+    // The range stays allocated here, so the chain above must not count it as freed either.
+    report_misuse(where() + e.what() + "; the allocation stays out of use");
+    return false;
+  }
+  return true;
+}
 
 // A mutex that spins briefly before it blocks. A pool's critical section lasts tens of nanoseconds, far less
 // than a sleep and wake-up through the kernel (two threads contending for a plain std::mutex made the
