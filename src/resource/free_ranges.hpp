@@ -5,17 +5,28 @@
 // rule of stream_order.hpp. What a segment is (an upstream allocation, a reserved address range) and how
 // the pool grows are the pool's; the engine only knows segment numbers and offsets.
 //
+// A stream's free ranges sit in size bins: 32 bins per power of two (each under 1/32 of its sizes wide),
+// each an intrusive list through the records, with a bitmap of the bins in use. Listing and unlisting a
+// range cost a few instructions and no heap call; a best fit looks at two bins: the request's own (whose
+// ranges may be smaller than the request) and the next one in use (where every range fits). Both are
+// scanned whole, so the fit is the exact best fit, the lowest address among equal sizes, as a size-ordered
+// tree would give, at a cost that grows with the ranges of nearly one size rather than with all of them.
+//
 // Not thread-safe: the pool calls it under its own lock.
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <set>
 #include <string_view>
 #include <vector>
 
+#include "resource/pool_support.hpp"
 #include "resource/stream_order.hpp"
 #include "unimem/backend/segment.hpp"
+#include "unimem/core/error.hpp"
 #include "unimem/resource/memory_resource.hpp"
 
 namespace unimem::detail {
@@ -33,9 +44,11 @@ class FreeRanges {
     std::uint32_t segment = kNoRange;
     std::uint32_t prev = kNoRange;
     std::uint32_t next = kNoRange;
-    std::uint32_t generation = 0;  // changes each time the record is handed out
-    FreeFence fence;               // free: the stream it was freed on and the event marking the free
-    bool free = true;              // also true for records not in use
+    std::uint32_t generation = 0;       // changes each time the record is handed out
+    std::uint32_t bin_prev = kNoRange;  // listed free: its neighbours in its size bin
+    std::uint32_t bin_next = kNoRange;
+    FreeFence fence;   // free: the stream it was freed on and the event marking the free
+    bool free = true;  // also true for records not in use
   };
 
   FreeRanges(const MemoryResource& pool, std::string_view pool_name) : order_(pool, pool_name) {
@@ -75,11 +88,13 @@ class FreeRanges {
   void insert_free(std::uint32_t index);
   void erase_free(std::uint32_t index);
 
-  // Calls fn(index) for every listed free range.
+  // Calls fn(index) for every listed free range, in no particular order.
   template <typename Fn>
   void for_each_free(const Fn& fn) const {
     for (const StreamFreeList& list : lists_) {
-      for (const FreeKey& key : list.ranges) fn(key.range);
+      for (std::uint32_t bin = next_bin(list, 0); bin != kBins; bin = next_bin(list, bin + 1)) {
+        for (std::uint32_t i = list.heads[bin]; i != kNoRange; i = ranges_[i].bin_next) fn(i);
+      }
     }
   }
 
@@ -93,30 +108,37 @@ class FreeRanges {
   [[nodiscard]] std::size_t live_count() const noexcept;
 
  private:
-  // Free ranges sort by size, then address: the first one not smaller than a request is its best fit, and
-  // among equal sizes the lowest address wins.
-  struct FreeKey {
-    std::size_t size = 0;
-    std::uint32_t segment = 0;
-    std::size_t offset = 0;
-    std::uint32_t range = kNoRange;  // the record the key stands for; not part of the order
+  static constexpr unsigned kSubBits = 5;  // 2^5 bins per power of two
+  static constexpr std::uint32_t kSub = 1U << kSubBits;
+  static constexpr std::uint32_t kBins = (64 - kSubBits + 1) * kSub;  // every std::size_t has a bin
+  static constexpr std::uint32_t kBinWords = kBins / 64;
 
-    friend bool operator<(const FreeKey& a, const FreeKey& b) noexcept {
-      if (a.size != b.size) return a.size < b.size;
-      if (a.segment != b.segment) return a.segment < b.segment;
-      return a.offset < b.offset;
-    }
-  };
-  using FreeSet = std::set<FreeKey>;
+  // The bin of `size`: sizes below kSub have one each; above, the power of two and the kSubBits bits
+  // below its top bit. Monotonic in size, so every range of a higher bin is larger.
+  [[nodiscard]] static std::uint32_t bin_of(std::size_t size) noexcept;
 
   struct StreamFreeList {
     Stream* stream = nullptr;
-    FreeSet ranges;
+    std::size_t count = 0;
+    std::uint64_t words = 0;  // bit w: bins[w] has a bin in use
+    std::array<std::uint64_t, kBinWords> bins{};
+    std::vector<std::uint32_t> heads = std::vector<std::uint32_t>(kBins, kNoRange);
   };
+
+  // The first bin at or above `from` with ranges in it; kBins if none.
+  [[nodiscard]] static std::uint32_t next_bin(const StreamFreeList& list, std::uint32_t from) noexcept;
+  // Whether range a comes before range b in best-fit order: smaller, then lower segment and offset.
+  [[nodiscard]] bool fits_better(std::uint32_t a, std::uint32_t b) const noexcept;
+  // The best-fitting range of `list` of at least `search` bytes; kNoRange if none.
+  [[nodiscard]] std::uint32_t best_fit(const StreamFreeList& list, std::size_t search) const noexcept;
 
   std::uint32_t new_range();
   void recycle_range(std::uint32_t index) noexcept;
   [[nodiscard]] std::size_t find_list(const Stream* stream) const noexcept;
+  // A list for `stream`'s frees, from the spare lists when there is one; returns its index.
+  std::size_t open_list(Stream* stream);
+  // A stream's list goes once it is empty, so that looking lists up stays a short scan.
+  void close_list(std::size_t list) noexcept;
   // Splits free range `index` at `at` bytes; the new record (the upper part) is returned, free, with the
   // same stream and fence, and not in any list.
   std::uint32_t split(std::uint32_t index, std::size_t at);
@@ -128,9 +150,229 @@ class FreeRanges {
   std::vector<Range> ranges_;
   std::vector<std::uint32_t> unused_ranges_;
   std::vector<StreamFreeList> lists_;
-  std::vector<FreeSet::node_type> spare_nodes_;  // set nodes kept for reuse: no heap call per free range
+  std::vector<StreamFreeList> spare_lists_;  // emptied lists kept for reuse: no heap call per stream
   std::size_t in_use_ = 0;
   std::size_t free_range_count_ = 0;
 };
+
+// The engine's per-call work, inline: each pool call makes several of these calls.
+
+inline std::uint32_t FreeRanges::new_range() {
+  if (!unused_ranges_.empty()) {
+    const std::uint32_t index = unused_ranges_.back();
+    unused_ranges_.pop_back();
+    return index;
+  }
+  if (ranges_.size() >= kNoRange) throw Error("pool: more than 4294967294 ranges");
+  ranges_.emplace_back();
+  return static_cast<std::uint32_t>(ranges_.size() - 1);
+}
+
+inline void FreeRanges::recycle_range(std::uint32_t index) noexcept {
+  Range& r = ranges_[index];
+  r.free = true;
+  r.prev = r.next = r.segment = kNoRange;
+  order_.drop(r.fence);
+  unused_ranges_.push_back(index);
+}
+
+inline bool FreeRanges::is_live(std::uint32_t index, std::uint32_t generation, std::size_t offset,
+                                std::size_t requested) const noexcept {
+  if (index >= ranges_.size()) return false;
+  const Range& r = ranges_[index];
+  return !r.free && r.generation == generation && r.offset == offset && r.requested == requested;
+}
+
+inline std::size_t FreeRanges::find_list(const Stream* stream) const noexcept {
+  if (stream == nullptr) return 0;
+  for (std::size_t i = 1; i < lists_.size(); ++i) {
+    if (lists_[i].stream == stream) return i;
+  }
+  return lists_.size();
+}
+
+inline std::uint32_t FreeRanges::bin_of(std::size_t size) noexcept {
+  if (size < kSub) return static_cast<std::uint32_t>(size);
+  const auto top = static_cast<unsigned>(std::bit_width(size)) - 1;  // at least kSubBits
+  const auto below = static_cast<std::uint32_t>(size >> (top - kSubBits)) - kSub;
+  return (top - kSubBits + 1) * kSub + below;
+}
+
+inline std::uint32_t FreeRanges::next_bin(const StreamFreeList& list, std::uint32_t from) noexcept {
+  if (from >= kBins) return kBins;
+  std::uint32_t word = from / 64;
+  const std::uint64_t here = list.bins[word] & (~std::uint64_t{0} << (from % 64));
+  if (here != 0) return word * 64 + static_cast<std::uint32_t>(std::countr_zero(here));
+  const std::uint64_t above = list.words & (~std::uint64_t{0} << (word + 1));
+  if (above == 0) return kBins;
+  word = static_cast<std::uint32_t>(std::countr_zero(above));
+  return word * 64 + static_cast<std::uint32_t>(std::countr_zero(list.bins[word]));
+}
+
+inline bool FreeRanges::fits_better(std::uint32_t a, std::uint32_t b) const noexcept {
+  const Range& x = ranges_[a];
+  const Range& y = ranges_[b];
+  if (x.size != y.size) return x.size < y.size;
+  if (x.segment != y.segment) return x.segment < y.segment;
+  return x.offset < y.offset;
+}
+
+inline std::uint32_t FreeRanges::best_fit(const StreamFreeList& list, std::size_t search) const noexcept {
+  std::uint32_t best = kNoRange;
+  const std::uint32_t own = bin_of(search);
+  // The request's own bin may hold smaller ranges; the next bin in use holds only larger ones.
+  for (std::uint32_t bin = next_bin(list, own); bin != kBins; bin = next_bin(list, bin + 1)) {
+    for (std::uint32_t i = list.heads[bin]; i != kNoRange; i = ranges_[i].bin_next) {
+      if (ranges_[i].size >= search && (best == kNoRange || fits_better(i, best))) best = i;
+    }
+    if (best != kNoRange) break;
+  }
+  return best;
+}
+
+inline void FreeRanges::insert_free(std::uint32_t index) {
+  Range& r = ranges_[index];
+  std::size_t list = find_list(r.fence.stream);
+  if (list == lists_.size()) list = open_list(r.fence.stream);
+  StreamFreeList& l = lists_[list];
+  const std::uint32_t bin = bin_of(r.size);
+  r.bin_prev = kNoRange;
+  r.bin_next = l.heads[bin];
+  if (r.bin_next != kNoRange) {
+    ranges_[r.bin_next].bin_prev = index;
+  } else {
+    l.bins[bin / 64] |= std::uint64_t{1} << (bin % 64);
+    l.words |= std::uint64_t{1} << (bin / 64);
+  }
+  l.heads[bin] = index;
+  ++l.count;
+  ++free_range_count_;
+}
+
+inline void FreeRanges::erase_free(std::uint32_t index) {
+  const Range& r = ranges_[index];
+  const std::size_t list = find_list(r.fence.stream);
+  StreamFreeList& l = lists_[list];
+  const std::uint32_t bin = bin_of(r.size);
+  if (r.bin_prev != kNoRange) {
+    ranges_[r.bin_prev].bin_next = r.bin_next;
+  } else {
+    l.heads[bin] = r.bin_next;
+    if (r.bin_next == kNoRange) {
+      l.bins[bin / 64] &= ~(std::uint64_t{1} << (bin % 64));
+      if (l.bins[bin / 64] == 0) l.words &= ~(std::uint64_t{1} << (bin / 64));
+    }
+  }
+  if (r.bin_next != kNoRange) ranges_[r.bin_next].bin_prev = r.bin_prev;
+  --free_range_count_;
+  if (--l.count == 0 && list != 0) close_list(list);
+}
+
+inline std::uint32_t FreeRanges::take_fit(std::size_t search, Stream* stream) {
+  std::uint32_t best = kNoRange;
+  const auto consider = [&](std::uint32_t candidate) {
+    if (candidate != kNoRange && (best == kNoRange || ranges_[candidate].size < ranges_[best].size)) {
+      best = candidate;
+    }
+  };
+  consider(best_fit(lists_[0], search));
+  const std::size_t own = stream == nullptr ? 0 : find_list(stream);
+  if (own != 0 && own != lists_.size()) consider(best_fit(lists_[own], search));
+  if (best == kNoRange) {
+    std::uint32_t pending = kNoRange;
+    for (std::size_t i = 1; i < lists_.size(); ++i) {
+      if (i == own) continue;
+      const std::uint32_t fit = best_fit(lists_[i], search);
+      if (fit == kNoRange) continue;
+      if (order_.completed(ranges_[fit].fence)) {
+        consider(fit);
+      } else if (pending == kNoRange || ranges_[fit].size < ranges_[pending].size) {
+        pending = fit;
+      }
+    }
+    if (best == kNoRange) best = pending;
+  }
+  if (best != kNoRange) {
+    order_.wait(ranges_[best].fence, stream);  // a pending free: the range stays listed if this throws
+    erase_free(best);
+  }
+  return best;
+}
+
+inline std::uint32_t FreeRanges::split(std::uint32_t index, std::size_t at) {
+  const std::uint32_t upper = new_range();
+  Range& r = ranges_[index];
+  Range& u = ranges_[upper];
+  u.offset = r.offset + at;
+  u.size = r.size - at;
+  u.segment = r.segment;
+  u.prev = index;
+  u.next = r.next;
+  u.free = true;
+  u.fence = StreamOrder::share(r.fence);
+  if (r.next != kNoRange) ranges_[r.next].prev = upper;
+  r.next = upper;
+  r.size = at;
+  return upper;
+}
+
+inline std::uint32_t FreeRanges::carve(std::uint32_t index, const Segment& segment, std::size_t size,
+                                       std::size_t alignment, std::size_t requested) {
+  const std::size_t padding = alignment_padding(segment, ranges_[index].offset, alignment);
+  if (padding != 0) {
+    const std::uint32_t aligned = split(index, padding);
+    insert_free(index);
+    index = aligned;
+  }
+  if (ranges_[index].size > size) insert_free(split(index, size));
+  Range& r = ranges_[index];
+  order_.drop(r.fence);
+  r.free = false;
+  r.requested = requested;
+  r.generation = next_generation(r.generation);
+  in_use_ += r.size;
+  return index;
+}
+
+inline bool FreeRanges::absorb(std::uint32_t index, std::uint32_t other) {
+  if (other == kNoRange || !ranges_[other].free) return false;
+  Range& r = ranges_[index];
+  Range& o = ranges_[other];
+  const FenceMerge plan = order_.merge_plan(r.fence, o.fence);
+  if (plan == FenceMerge::No) return false;
+  erase_free(other);
+  if (plan == FenceMerge::KeepOwn) {
+    order_.drop(o.fence);
+  } else {
+    order_.drop(r.fence);
+    r.fence = o.fence;
+    o.fence = FreeFence{};
+  }
+  if (other == r.prev) {
+    r.offset = o.offset;
+    r.prev = o.prev;
+    if (o.prev != kNoRange) ranges_[o.prev].next = index;
+  } else {
+    r.next = o.next;
+    if (o.next != kNoRange) ranges_[o.next].prev = index;
+  }
+  r.size += o.size;
+  recycle_range(other);
+  return true;
+}
+
+inline std::uint32_t FreeRanges::free_range(std::uint32_t index, Stream* stream) {
+  Range& r = ranges_[index];
+  order_.mark_free(r.fence, stream);
+  in_use_ -= r.size;
+  r.free = true;
+  // Neighbours of other streams that could not merge with each other may both merge with this range.
+  while (absorb(index, ranges_[index].prev)) {
+  }
+  while (absorb(index, ranges_[index].next)) {
+  }
+  insert_free(index);
+  return index;
+}
 
 }  // namespace unimem::detail

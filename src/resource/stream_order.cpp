@@ -25,21 +25,17 @@ FenceSlot* StreamOrder::attach_slot() {
   return slots_.back().get();
 }
 
-void StreamOrder::mark_free(FreeFence& fence, Stream* stream) {
-  if (stream == nullptr) {
-    drop(fence);
-    return;
-  }
+void StreamOrder::mark_free_on(FreeFence& fence, Stream& stream) {
   try {
     if (fence.slot != nullptr && fence.slot->holders != 1) drop(fence);
     if (fence.slot == nullptr) fence.slot = attach_slot();
-    fence.slot->event->record(*stream);
-    fence.stream = stream;
+    fence.slot->event->record(stream);
+    fence.stream = &stream;
   } catch (const std::exception& e) {
     // No event to order the reuse by: wait for the stream, so that the range is free in host order.
     report_misuse(std::string(pool_name_) + "::deallocate: no event to mark the free on " +
-                  to_string(stream->device()) + " (" + e.what() + "); synchronizing the stream instead");
-    stream->synchronize();
+                  to_string(stream.device()) + " (" + e.what() + "); synchronizing the stream instead");
+    stream.synchronize();
     drop(fence);
   }
 }
@@ -62,22 +58,12 @@ void StreamOrder::wait(const FreeFence& fence, Stream* user) {
   }
 }
 
-FreeFence StreamOrder::share(const FreeFence& fence) noexcept {
-  if (fence.slot != nullptr) ++fence.slot->holders;
-  return fence;
+void StreamOrder::release_slot(FenceSlot* slot) noexcept {
+  const std::lock_guard lock(mutex_);
+  unused_.push_back(slot);  // never allocates: attach_slot() reserved room
 }
 
-void StreamOrder::drop(FreeFence& fence) noexcept {
-  if (fence.slot != nullptr && --fence.slot->holders == 0) {
-    const std::lock_guard lock(mutex_);
-    unused_.push_back(fence.slot);  // never allocates: attach_slot() reserved room
-  }
-  fence = FreeFence{};
-}
-
-FenceMerge StreamOrder::merge_plan(const FreeFence& own, const FreeFence& neighbour) noexcept {
-  if (own.stream == neighbour.stream || neighbour.stream == nullptr) return FenceMerge::KeepOwn;
-  if (own.stream == nullptr) return FenceMerge::TakeNeighbours;
+FenceMerge StreamOrder::merge_plan_pending(const FreeFence& own, const FreeFence& neighbour) noexcept {
   if (completed(neighbour)) return FenceMerge::KeepOwn;
   if (completed(own)) return FenceMerge::TakeNeighbours;
   return FenceMerge::No;

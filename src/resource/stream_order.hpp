@@ -63,7 +63,13 @@ class StreamOrder {
   // recorded again when this fence alone holds it. When no event can be recorded the stream is synchronized
   // instead and the free counts as host-ordered (reported through report_misuse). Throws only what that
   // synchronize throws; the fence is then unchanged.
-  void mark_free(FreeFence& fence, Stream* stream);
+  void mark_free(FreeFence& fence, Stream* stream) {
+    if (stream == nullptr) {
+      drop(fence);
+    } else {
+      mark_free_on(fence, *stream);
+    }
+  }
 
   // True when the fence's event has completed (a fence without a stream always has); a failing query counts
   // as not yet.
@@ -84,12 +90,22 @@ class StreamOrder {
   }
 
   // A fence for a range split from the one holding `fence`: the same stream and slot.
-  [[nodiscard]] static FreeFence share(const FreeFence& fence) noexcept;
+  [[nodiscard]] static FreeFence share(const FreeFence& fence) noexcept {
+    if (fence.slot != nullptr) ++fence.slot->holders;
+    return fence;
+  }
   // Detaches the fence from its slot (returned to the pool of slots when no fence holds it) and clears it.
-  void drop(FreeFence& fence) noexcept;
+  void drop(FreeFence& fence) noexcept {
+    if (fence.slot != nullptr && --fence.slot->holders == 0) release_slot(fence.slot);
+    fence = FreeFence{};
+  }
 
   // Whether two adjacent free ranges may merge, and whose fence the merged range keeps.
-  [[nodiscard]] FenceMerge merge_plan(const FreeFence& own, const FreeFence& neighbour) noexcept;
+  [[nodiscard]] FenceMerge merge_plan(const FreeFence& own, const FreeFence& neighbour) noexcept {
+    if (own.stream == neighbour.stream || neighbour.stream == nullptr) return FenceMerge::KeepOwn;
+    if (own.stream == nullptr) return FenceMerge::TakeNeighbours;
+    return merge_plan_pending(own, neighbour);
+  }
 
   // For memory about to go back upstream in the order of `releasing` (nullptr: host order): waits for the
   // fence's event unless the range was freed on `releasing` itself, then drops the fence. Never throws: a
@@ -97,6 +113,10 @@ class StreamOrder {
   void settle(FreeFence& fence, const Stream* releasing) noexcept;
 
  private:
+  // The parts of mark_free, drop and merge_plan past the host-order case, which pools take on every call.
+  void mark_free_on(FreeFence& fence, Stream& stream);
+  void release_slot(FenceSlot* slot) noexcept;
+  [[nodiscard]] FenceMerge merge_plan_pending(const FreeFence& own, const FreeFence& neighbour) noexcept;
   FenceSlot* attach_slot();
 
   const MemoryResource& pool_;
