@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "resource/free_ranges.hpp"
+#include "resource/granule_bitmap.hpp"
 #include "resource/pool_support.hpp"
 #include "unimem/backend/backend.hpp"
 #include "unimem/core/error.hpp"
@@ -27,7 +28,7 @@ struct ExpandablePool::State {
     Stream* stream = nullptr;
     Segment range;
     std::uint32_t guard = kNoRange;
-    std::vector<std::uint8_t> mapped;  // per pool granule up to the frontier, 1 when mapped
+    detail::GranuleBitmap mapped;  // per pool granule up to the frontier, set when mapped
     // Per pool granule: live ranges touching it, kept for the granules a live range may share with a
     // neighbour (its first and last). A live range's other granules are its alone, and the idle-granule
     // scans never look at them: they only scan free ranges and what lies past the frontier.
@@ -91,7 +92,7 @@ struct ExpandablePool::State {
     if (needed <= arena.mapped.size()) return;
     const std::size_t target = std::min(std::max(needed, 2 * arena.mapped.size()), reservation / granule);
     arena.users.resize(target, 0);
-    arena.mapped.resize(target, 0);
+    arena.mapped.resize(target);
   }
 
   // A free range (in no list) of at least `search` bytes at the end of `stream`'s newest arena: the free
@@ -151,7 +152,7 @@ struct ExpandablePool::State {
   void map_run(Arena& arena, std::size_t first, std::size_t count) {
     backend().map(arena.range, first * granule, count * granule);
     ++map_calls;
-    std::fill_n(arena.mapped.begin() + static_cast<std::ptrdiff_t>(first), count, std::uint8_t{1});
+    arena.mapped.set(first, count);
     mapped += count * granule;
     arena.mapped_end = std::max(arena.mapped_end, first + count);
   }
@@ -159,7 +160,7 @@ struct ExpandablePool::State {
   void unmap_run(Arena& arena, std::size_t first, std::size_t count) {
     backend().unmap(arena.range, first * granule, count * granule);
     ++unmap_calls;
-    std::fill_n(arena.mapped.begin() + static_cast<std::ptrdiff_t>(first), count, std::uint8_t{0});
+    arena.mapped.clear(first, count);
     mapped -= count * granule;
   }
 
@@ -183,12 +184,16 @@ struct ExpandablePool::State {
   void unmap_idle(Arena& arena, std::size_t low, std::size_t high, std::size_t want, std::size_t& done) {
     std::size_t g = high;
     while (g > low && done < want) {
-      if (!arena.mapped[g - 1] || arena.users[g - 1] != 0) {
-        --g;
+      const std::size_t top =
+          arena.mapped.last_set(low, g);  // unmapped granules are skipped a word at a time
+      if (top == detail::GranuleBitmap::kNone) return;
+      g = top + 1;
+      if (arena.users[top] != 0) {
+        g = top;
         continue;
       }
-      std::size_t start = g - 1;
-      while (start > low && arena.mapped[start - 1] && arena.users[start - 1] == 0 &&
+      std::size_t start = top;
+      while (start > low && arena.mapped.test(start - 1) && arena.users[start - 1] == 0 &&
              g - start < want - done) {
         --start;
       }
@@ -271,21 +276,16 @@ struct ExpandablePool::State {
     peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
     const std::size_t end = end_granule(offset + size);
-    const auto begin = arena.mapped.begin();
-    const auto missing = static_cast<std::size_t>(
-        std::count(begin + static_cast<std::ptrdiff_t>(first), begin + static_cast<std::ptrdiff_t>(end), 0));
+    const std::size_t missing = end - first - arena.mapped.count(first, end);
     if (missing == 0) return false;
     std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
     try {
-      if (mapped_granules() + missing > peak_touched)
-        (void)reclaim(mapped_granules() + missing - peak_touched, false);
-      for (std::size_t g = first; g < end;) {
-        if (arena.mapped[g]) {
-          ++g;
-          continue;
-        }
-        std::size_t run_end = g;
-        while (run_end < end && !arena.mapped[run_end]) ++run_end;
+      // Only idle granules can go: with none, no free range needs looking at.
+      if (mapped_granules() + missing > peak_touched && idle_granules(missing) != 0)
+        (void)reclaim(std::min(mapped_granules() + missing - peak_touched, idle_granules(missing)), false);
+      for (std::size_t g = arena.mapped.first_with(first, end, false); g < end;
+           g = arena.mapped.first_with(g, end, false)) {
+        const std::size_t run_end = arena.mapped.first_with(g, end, true);
         try {
           map_run(arena, g, run_end - g);
         } catch (const OutOfMemory&) {
