@@ -156,11 +156,6 @@ BandwidthSpread bandwidth_spread(std::size_t bytes, const std::vector<double>& s
           gib_per_second(bytes, *std::max_element(secs.begin(), secs.end()))};
 }
 
-nlohmann::json device_json(const SelectedDevice& device) {
-  const DeviceInfo info = device.info();
-  return {{"spec", device.text}, {"id", to_string(info.id)}, {"name", info.name}};
-}
-
 }  // namespace
 
 std::vector<AllocBenchRow> bench_alloc(const SelectedDevice& device, const AllocBenchOptions& options) {
@@ -209,8 +204,12 @@ nlohmann::json alloc_bench_json(const SelectedDevice& device, const AllocBenchOp
                        {"ns_per_pair", row.ns_per_pair},
                        {"million_pairs_per_second", row.million_pairs_per_second}});
   }
-  return {{"unimem_version", UNIMEM_VERSION},  {"benchmark", "alloc"},     {"device", device_json(device)},
-          {"pairs_per_thread", options.pairs}, {"repeat", options.repeat}, {"results", results}};
+  return {{"unimem_version", UNIMEM_VERSION},
+          {"benchmark", "alloc"},
+          {"device", selected_device_json(device)},
+          {"pairs_per_thread", options.pairs},
+          {"repeat", options.repeat},
+          {"results", results}};
 }
 
 std::string alloc_bench_table(const SelectedDevice& device, const AllocBenchOptions& options,
@@ -333,7 +332,7 @@ nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
                                    const TransferBenchOptions& options,
                                    const std::vector<TransferBenchRow>& rows) {
   nlohmann::json device_list = nlohmann::json::array();
-  for (const auto& device : devices) device_list.push_back(device_json(device));
+  for (const auto& device : devices) device_list.push_back(selected_device_json(device));
   nlohmann::json results = nlohmann::json::array();
   for (const auto& row : rows) {
     const BandwidthSpread& copy = row.gib_per_second;

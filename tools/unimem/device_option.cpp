@@ -75,4 +75,9 @@ DeviceSelection::DeviceSelection(const std::vector<std::string>& texts) {
   }
 }
 
+nlohmann::json selected_device_json(const SelectedDevice& device) {
+  const DeviceInfo info = device.info();
+  return {{"spec", device.text}, {"id", to_string(info.id)}, {"name", info.name}};
+}
+
 }  // namespace unimem::cli

@@ -2,6 +2,7 @@
 // Devices named on the command line (`--device`): "host", "sim:80GiB", "sim:1GiB:backed", "opencl:1",
 // "cuda:0". One BackendRegistry serves them all; each simulated device named adds one device to it.
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,9 @@ struct SelectedDevice {
 
   [[nodiscard]] DeviceInfo info() const { return backend->device_info(index); }
 };
+
+// {"spec": as written, "id": "opencl:0", "name": the device's}: how the benchmarks' JSON names a device.
+[[nodiscard]] nlohmann::json selected_device_json(const SelectedDevice& device);
 
 class DeviceSelection {
  public:

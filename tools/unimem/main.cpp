@@ -1,5 +1,5 @@
 // The unimem command-line tool: `unimem info`, `unimem replay`, `unimem report`, `unimem bench
-// alloc|transfer`.
+// alloc|transfer|overlap`.
 
 #include <fmt/format.h>
 
@@ -21,6 +21,7 @@
 #include "unimem/core/file_output.hpp"
 #include "unimem/core/size.hpp"
 #include "unimem/info_command.hpp"
+#include "unimem/overlap_bench.hpp"
 #include "unimem/replay_command.hpp"
 #include "unimem/report_command.hpp"
 #include "unimem/report_page.hpp"
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
   report->add_flag("--lenient", report_args.lenient,
                    "Skip and count malformed trace lines instead of stopping");
 
-  auto* bench = app.add_subcommand("bench", "Microbenchmarks: allocation and transfer");
+  auto* bench = app.add_subcommand("bench", "Microbenchmarks: allocation, transfer and download overlap");
   bench->require_subcommand(1);
 
   unimem::cli::AllocBenchOptions alloc_options;
@@ -211,6 +212,22 @@ int main(int argc, char** argv) {
   transfer->add_option("--repeat", transfer_options.repeat, "Repeats; best, median and worst are reported")
       ->check(CLI::Range(1, kMaxRepeat));
   transfer->add_flag("--json", transfer_json, "Print JSON instead of a table");
+
+  unimem::cli::OverlapBenchOptions overlap_options;
+  std::vector<std::string> overlap_devices;
+  std::vector<std::string> overlap_sizes;
+  bool overlap_json = false;
+  auto* overlap = bench->add_subcommand(
+      "overlap", "Double-buffered downloads against synchronous ones, with a model of what bounds the gain");
+  overlap->add_option("--device", overlap_devices, "Devices (default: every host, OpenCL and CUDA device)")
+      ->expected(1, -1);
+  overlap->add_option("--size", overlap_sizes, "Result sizes (default: 1MiB to 64MiB, steps of 4x)")
+      ->expected(1, -1);
+  overlap->add_option("--steps", overlap_options.steps, "Steps per timed loop")
+      ->check(CLI::Range(2, 1 << 20));
+  overlap->add_option("--repeat", overlap_options.repeat, "Repeats; every figure is their median")
+      ->check(CLI::Range(1, kMaxRepeat));
+  overlap->add_flag("--json", overlap_json, "Print JSON instead of a table");
 
   // CLI11 reports an unknown command only as "a subcommand is required"; name it.
   if (argc > 1 && argv[1][0] != '-') {
@@ -262,6 +279,17 @@ int main(int argc, char** argv) {
                   << '\n';
       } else {
         std::cout << unimem::cli::transfer_bench_table(selection.devices(), rows);
+      }
+    }
+    if (overlap->parsed()) {
+      overlap_options.sizes = parse_sizes(overlap_sizes);
+      const unimem::cli::DeviceSelection selection(overlap_devices);
+      const auto rows = unimem::cli::bench_overlap(selection.devices(), overlap_options);
+      if (overlap_json) {
+        std::cout << json_text(unimem::cli::overlap_bench_json(selection.devices(), overlap_options, rows))
+                  << '\n';
+      } else {
+        std::cout << unimem::cli::overlap_bench_table(rows);
       }
     }
   } catch (const unimem::Error& e) {
