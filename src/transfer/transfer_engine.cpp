@@ -1,5 +1,7 @@
 #include "unimem/transfer/transfer_engine.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -26,6 +28,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxPipelineDepth = 8;
+constexpr std::size_t kAssumedL2 = MiB;  // where the OS does not report the host's L2 cache
+constexpr std::size_t kCacheLine = 64;
+
+// The slice of a staged copy whose hops the host moves itself: a quarter of one core's L2 cache (the rest
+// holds the source and destination lines streaming through), at most one staging buffer.
+std::size_t cache_resident_slice(std::size_t buffer_bytes) noexcept {
+  const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  const std::size_t l2 = reported > 0 ? static_cast<std::size_t>(reported) : kAssumedL2;
+  return std::max(kCacheLine, std::min(l2 / 4, buffer_bytes) / kCacheLine * kCacheLine);
+}
 
 bool in_device_memory(const TransferEndpoint& endpoint) {
   return endpoint.location() == MemoryLocation::Device;
@@ -102,6 +114,28 @@ class StreamLease {
   std::unique_ptr<Stream> stream_;
 };
 
+// One hop of a staged copy run by the host: `bytes` at `at` (from the start of the caller's window of `side`)
+// into or out of `buffer` at `buffer_at`; a memcpy for host memory, a synchronous backend copy for device
+// memory.
+void host_hop(const TransferEndpoint& side, bool into_staging, const StagingPool::Lease& buffer,
+              std::size_t buffer_at, std::size_t at, std::size_t bytes) {
+  if (!in_device_memory(side)) {
+    if (into_staging) {
+      std::memcpy(buffer.data() + buffer_at, side.host_ptr() + at, bytes);
+    } else {
+      std::memcpy(side.host_ptr() + at, buffer.data() + buffer_at, bytes);
+    }
+    return;
+  }
+  if (into_staging) {
+    side.backend()->copy(buffer.segment(), buffer.offset() + buffer_at, side.segment, side.offset + at,
+                         bytes);
+  } else {
+    side.backend()->copy(side.segment, side.offset + at, buffer.segment(), buffer.offset() + buffer_at,
+                         bytes);
+  }
+}
+
 }  // namespace
 
 struct TransferEngine::Impl {
@@ -128,11 +162,7 @@ struct TransferEngine::Impl {
     // Moves `bytes` at `at` (from the start of the caller's window) into or out of `buffer`.
     void start(std::size_t slot, const StagingPool::Lease& buffer, std::size_t at, std::size_t bytes) {
       if (!stream_) {
-        if (into_staging_) {
-          std::memcpy(buffer.data(), side_.host_ptr() + at, bytes);
-        } else {
-          std::memcpy(side_.host_ptr() + at, buffer.data(), bytes);
-        }
+        host_hop(side_, into_staging_, buffer, 0, at, bytes);
         return;
       }
       Stream& stream = stream_->get();
@@ -364,9 +394,21 @@ struct TransferEngine::Impl {
     stream.get().synchronize();
   }
 
-  // Chunks through `pool`'s buffers, pipeline_depth of them, the hops of consecutive chunks overlapping.
+  // True when the host itself moves the bytes of a hop to or from `side`: host memory, or device memory in
+  // the host's RAM (Capabilities::host_unified_memory), which its backend copies synchronously at memcpy
+  // speed.
+  bool host_moves(const TransferEndpoint& side) {
+    return !in_device_memory(side) || shares_host_memory(side);
+  }
+
+  // Chunks through `pool`'s buffers, pipeline_depth of them, the hops of consecutive chunks overlapping; or,
+  // when the host moves both hops, slices through one buffer (sliced_copy).
   void staged_copy(const TransferEndpoint& dst, const TransferEndpoint& src, std::size_t bytes,
                    StagingPool& pool) {
+    if (host_moves(src) && host_moves(dst)) {
+      sliced_copy(dst, src, bytes, pool);
+      return;
+    }
     const std::size_t chunk = pool.chunk_bytes();
     const std::size_t chunks = bytes / chunk + (bytes % chunk != 0 ? 1 : 0);
     const std::size_t slots = std::min(options.pipeline_depth, chunks);
@@ -401,6 +443,21 @@ struct TransferEngine::Impl {
     }
     drain_chunk(chunks - 1);
     for (std::size_t slot = 0; slot < slots; ++slot) drain.finish(slot);
+  }
+
+  // Both hops moved by the host, on this thread, one slice at a time through one staging buffer: the slice
+  // is still in the cache when the second hop reads it, so the bytes cross DRAM once, as in one memcpy. Here
+  // the overlap that pays is the cache's with memory, not two engines': a second thread would add a stream
+  // on a memory bus that one core's memcpy nearly fills (docs/architecture.md, "Staged copies").
+  void sliced_copy(const TransferEndpoint& dst, const TransferEndpoint& src, std::size_t bytes,
+                   StagingPool& pool) {
+    const StagingPool::Lease buffer = pool.acquire();
+    const std::size_t slice = cache_resident_slice(pool.chunk_bytes());
+    for (std::size_t at = 0; at < bytes; at += slice) {
+      const std::size_t length = std::min(slice, bytes - at);
+      host_hop(src, true, buffer, 0, at, length);
+      host_hop(dst, false, buffer, 0, at, length);
+    }
   }
 
   void dispatch(const TransferRequest& r, TransferStrategy strategy) {

@@ -13,6 +13,8 @@
 #include "transfer/transfer_fixture.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/size.hpp"
+#include "unimem/resource/backend_resource.hpp"
+#include "unimem/resource/fault_injection_adaptor.hpp"
 #include "unimem/transfer/transfer_engine.hpp"
 
 namespace unimem::test {
@@ -100,10 +102,38 @@ TEST(TransferStrategyChoice, PageableMemoryGoesDirectToADeviceWhoseMemoryIsHostR
   EXPECT_EQ(engine.statistics()[TransferStrategy::PinnedStaging].transfers, 0U);
   EXPECT_EQ(gpu.copies, 2) << "one backend copy each way";
 
-  // Forced staging still works there, chunk by chunk.
+  // Forced staging still works there: the host moves both hops, slice by slice through one buffer, a slice
+  // being the 1 KiB chunk here (less than a quarter of any L2 cache).
   gpu.copies = 0;
   (void)round_trip(engine, gpu, kBytes, TransferOptions{TransferStrategy::PinnedStaging});
   EXPECT_EQ(gpu.copies, 2 * 6);
+}
+
+TEST(TransferStrategyChoice, AStagingBufferThatFailsMidPipelineLeaksNothing) {
+  TestGpuBackend gpu(false);
+  BackendResource pinned(gpu, 0, MemoryKind::PinnedHost);
+  FaultInjectionOptions faults;
+  faults.fail_every_nth = 2;  // the second staging buffer of the first transfer fails
+  FaultInjectionAdaptor failing(pinned, faults);
+  TransferEngineOptions options = small_chunks();
+  options.staging_resources.push_back(&failing);
+  constexpr std::size_t kBytes = 5 * KiB;
+  const std::vector<std::byte> source = pattern(kBytes, 8);
+  const Segment device = gpu.allocate(0, MemoryKind::Device, kBytes);
+  {
+    TransferEngine engine(options);
+    EXPECT_THROW(
+        engine.copy(TransferEndpoint::from(device), TransferEndpoint::host(std::span(source)), kBytes),
+        OutOfMemory);
+    EXPECT_EQ(engine.staging_buffers_leased(), 0U);
+    EXPECT_EQ(failing.injected_faults(), 1U);
+    // The pool kept the first buffer; the next transfer takes it and allocates one more (call 3 succeeds).
+    (void)round_trip(engine, gpu, kBytes);
+    EXPECT_EQ(engine.staging_buffers_leased(), 0U);
+    EXPECT_EQ(pinned.live_allocations(), 2U);
+  }
+  EXPECT_EQ(pinned.live_allocations(), 0U) << "the engine gave its staging buffers back";
+  gpu.deallocate(device);
 }
 
 TEST(TransferStrategyChoice, TwoDevicesWhoseMemoryIsHostRamCopyDirectlyOthersStage) {
