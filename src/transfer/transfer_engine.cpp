@@ -448,7 +448,7 @@ struct TransferEngine::Impl {
   // Both hops moved by the host, on this thread, one slice at a time through one staging buffer: the slice
   // is still in the cache when the second hop reads it, so the bytes cross DRAM once, as in one memcpy. Here
   // the overlap that pays is the cache's with memory, not two engines': a second thread would add a stream
-  // on a memory bus that one core's memcpy nearly fills (docs/architecture.md, "Staged copies").
+  // on a memory bus that one core's memcpy nearly fills (docs/architecture.md, "Transfers").
   void sliced_copy(const TransferEndpoint& dst, const TransferEndpoint& src, std::size_t bytes,
                    StagingPool& pool) {
     const StagingPool::Lease buffer = pool.acquire();

@@ -114,9 +114,9 @@ TEST(BenchTransfer, OpenCLDevicesHavePinnedAndPeerCopies) {
   const auto rows = bench_transfer(selection.devices(), {.sizes = {64 * KiB}, .repeat = 1});
   std::set<std::string> directions;
   for (const auto& row : rows) directions.insert(row.direction);
-  EXPECT_EQ(directions,
-            (std::set<std::string>{"h2d-pageable", "h2d-pinned", "d2h-pageable", "d2h-pinned", "d2d", "peer",
-                                   "h2d-staged", "h2d-staged-plain", "d2h-staged", "peer-staged"}));
+  EXPECT_EQ(directions, (std::set<std::string>{"h2d-pageable", "h2d-pinned", "d2h-pageable", "d2h-pinned",
+                                               "d2d", "peer", "h2d-staged", "h2d-staged-plain", "d2h-staged",
+                                               "peer-staged", "peer-staged-plain"}));
 }
 
 TEST(BenchTransfer, AnUnbackedDeviceCannotBeMeasured) {

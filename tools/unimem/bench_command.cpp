@@ -303,8 +303,8 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
       if (pinned) add("d2h-pinned", [&] { backend.copy(pinned->get(), 0, a, 0, size); });
       add("d2d", [&] { backend.copy(b, 0, a, 0, size); });
       if (peer && size <= peer->get().size) add("peer", [&] { backend.copy(peer->get(), 0, a, 0, size); });
-      // The transfer engine's strategies, and the unpipelined staged copy they are measured against: the
-      // whole buffer into pinned memory, then one copy to the device.
+      // The transfer engine's strategies, and the unpipelined staged copies they are measured against: the
+      // whole buffer into pinned memory, then one copy out of it.
       if (pinned) {
         const TransferOptions staging{TransferStrategy::PinnedStaging};
         add("h2d-staged", [&] {
@@ -322,6 +322,12 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
           engine.copy(TransferEndpoint::from(peer->get()), TransferEndpoint::from(a), size,
                       {TransferStrategy::HostStaged});
         });
+        if (pinned) {
+          add("peer-staged-plain", [&] {
+            backend.copy(pinned->get(), 0, a, 0, size);
+            backend.copy(peer->get(), 0, pinned->get(), 0, size);
+          });
+        }
       }
     }
   }
@@ -359,10 +365,10 @@ nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
 std::string transfer_bench_table(const std::vector<SelectedDevice>& devices,
                                  const std::vector<TransferBenchRow>& rows) {
   static constexpr std::string_view kDirections[] = {
-      "h2d-pageable", "h2d-pinned", "d2h-pageable",     "d2h-pinned", "d2d",
-      "peer",         "h2d-staged", "h2d-staged-plain", "d2h-staged", "peer-staged"};
+      "h2d-pageable",     "h2d-pinned", "d2h-pageable", "d2h-pinned",       "d2d", "peer", "h2d-staged",
+      "h2d-staged-plain", "d2h-staged", "peer-staged",  "peer-staged-plain"};
   std::string out =
-      "Copy bandwidth in GiB/s (Backend::copy; *-staged: TransferEngine strategies; h2d-staged-plain: the "
+      "Copy bandwidth in GiB/s (Backend::copy; *-staged: TransferEngine strategies; *-staged-plain: the "
       "whole "
       "buffer into pinned memory, then one copy): best/median/worst of the repeats, and in brackets the "
       "median "

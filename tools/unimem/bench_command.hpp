@@ -6,9 +6,10 @@
 //
 // transfer: Backend::copy bandwidth host->device, device->host (from and to pageable host memory through a
 // host view, and from and to pinned host memory where the device has it), device->device on one device and
-// between two devices of one backend, next to this machine's memcpy bandwidth for the same size measured in
-// alternation with it. Best of the repeats; each repeat copies the size enough times to take a measurable
-// time.
+// between two devices of one backend, and the TransferEngine's staged strategies beside the unpipelined
+// staged copies they are measured against, next to this machine's memcpy bandwidth for the same size measured
+// in alternation with it. Best, median and worst of the repeats; each repeat copies the size enough times to
+// take a measurable time.
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
@@ -57,7 +58,7 @@ struct BandwidthSpread {
 
 struct TransferBenchRow {
   std::string device;     // "opencl:0"
-  std::string direction;  // h2d-pageable, h2d-pinned, d2h-pageable, d2h-pinned, d2d, peer
+  std::string direction;  // h2d-pageable, ..., peer, h2d-staged, ..., peer-staged-plain (docs/cli.md)
   std::size_t size = 0;
   double seconds = 0.0;  // best of the repeats, for one copy
   BandwidthSpread gib_per_second;

@@ -15,10 +15,12 @@
 // memory, such as a simulated one, has nothing to stage through. Both get Direct for pageable memory.)
 // TransferOptions::strategy forces one instead.
 //
-// Staged strategies move the bytes in chunks through staging buffers (pinned memory of a device involved,
-// from a StagingPool per device, created on first use and reused), `pipeline_depth` buffers per transfer, so
-// that the two hops of consecutive chunks overlap. Every buffer goes back to its pool on every path, errors
-// included, after the device work that used it has completed.
+// Staged strategies move the bytes through staging buffers (pinned memory of a device involved, from a
+// StagingPool per device, created on first use and reused): in chunks, `pipeline_depth` buffers per
+// transfer, so that a device's copy of one chunk overlaps the host's copy of the next; or, where the host
+// moves both hops itself (host memory, and device memory in the host's RAM), slice by slice through one
+// buffer, each slice small enough to stay in the cache between the two hops. Every buffer goes back to its
+// pool on every path, errors included, after the device work that used it has completed.
 //
 // Synchronous copies run on the calling thread; asynchronous ones on the engine's worker threads (started on
 // demand), and return a TransferFuture that carries the transfer's failure. At most
@@ -52,7 +54,8 @@ struct TransferEngineOptions {
   std::size_t max_concurrent_transfers = 4;
   // Bytes per staging buffer: the unit of a staged transfer's pipeline.
   std::size_t chunk_bytes = 4 * MiB;
-  // Staging buffers per staged transfer, in [1, 8]: 2 overlaps the two hops (double buffering), 1 does not.
+  // Staging buffers per chunked staged transfer, in [1, 8]: 2 overlaps the two hops (double buffering), 1
+  // does not. (A transfer whose hops the host moves itself takes one buffer, in cache-sized slices.)
   std::size_t pipeline_depth = 2;
   // Staging buffers each device's pool keeps for reuse when they are given back.
   std::size_t idle_staging_buffers = 8;
