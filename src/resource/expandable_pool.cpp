@@ -25,7 +25,6 @@ struct ExpandablePool::State {
   // that is never free and never handed out (requested 0), so that the range before it is always
   // ranges[guard].prev and growth extends or follows it.
   struct Arena {
-    Stream* stream = nullptr;
     Segment range;
     std::uint32_t guard = kNoRange;
     detail::GranuleBitmap mapped;  // per pool granule up to the frontier, set when mapped
@@ -37,10 +36,15 @@ struct ExpandablePool::State {
   };
 
   State(ExpandablePool& owner, std::size_t pool_granule, std::size_t reservation_bytes)
-      : pool(owner), granule(pool_granule), reservation(reservation_bytes), ranges(owner, "ExpandablePool") {}
+      : pool(owner),
+        granule(pool_granule),
+        granule_shift(static_cast<unsigned>(std::countr_zero(pool_granule))),
+        reservation(reservation_bytes),
+        ranges(owner, "ExpandablePool") {}
 
   ExpandablePool& pool;
-  const std::size_t granule;
+  const std::size_t granule;  // a power of two
+  const unsigned granule_shift;
   const std::size_t reservation;
   detail::FreeRanges ranges;
   detail::PoolMutex mutex;
@@ -60,18 +64,9 @@ struct ExpandablePool::State {
 
   // --- ranges ---
 
-  // The newest arena of `stream`, or nullptr.
-  [[nodiscard]] std::uint32_t newest_arena(const Stream* stream) const noexcept {
-    for (std::size_t i = arenas.size(); i-- > 0;) {
-      if (arenas[i]->stream == stream) return static_cast<std::uint32_t>(i);
-    }
-    return kNoRange;
-  }
-
-  std::uint32_t add_arena(Stream* stream) {
+  std::uint32_t add_arena() {
     arenas.reserve(arenas.size() + 1);
     auto arena = std::make_unique<Arena>();
-    arena->stream = stream;
     arena->range = backend().reserve_address_range(pool.device().index, reservation);
     const auto index = static_cast<std::uint32_t>(arenas.size());
     try {
@@ -95,8 +90,9 @@ struct ExpandablePool::State {
     arena.mapped.resize(target);
   }
 
-  // A free range (in no list) of at least `search` bytes at the end of `stream`'s newest arena: the free
-  // range before the guard grown, or a new one; a new arena when the newest has no room left.
+  // A free range (in no list) of at least `search` bytes at the end of the newest arena: the free range
+  // before the guard grown (when `stream` may use it), or a new one; a new arena when the newest has no room
+  // left.
   std::uint32_t grow(std::size_t search, Stream* stream, std::size_t requested) {
     if (search > reservation) {
       throw OutOfMemory(requested, to_string(pool.device()), 0, reservation,
@@ -104,7 +100,9 @@ struct ExpandablePool::State {
                             " bytes, more than a reserved range of " + std::to_string(reservation) +
                             " bytes");
     }
-    std::uint32_t a = newest_arena(stream);
+    // Every stream grows the newest range, so that streams' ranges share granules (docs/architecture.md,
+    // "ExpandablePool").
+    std::uint32_t a = arenas.empty() ? kNoRange : static_cast<std::uint32_t>(arenas.size() - 1);
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (a != kNoRange) {
         Arena& arena = *arenas[a];
@@ -131,7 +129,7 @@ struct ExpandablePool::State {
           return index;
         }
       }
-      a = add_arena(stream);
+      a = add_arena();
     }
     throw Error("ExpandablePool: a new range of " + std::to_string(reservation) + " bytes did not fit " +
                 std::to_string(search) + " bytes");
@@ -139,11 +137,14 @@ struct ExpandablePool::State {
 
   // --- mapping ---
 
-  [[nodiscard]] std::size_t first_granule(std::size_t offset) const noexcept { return offset / granule; }
-  [[nodiscard]] std::size_t end_granule(std::size_t end) const noexcept {
-    return (end + granule - 1) / granule;
+  // Shifts, not divisions: the granule is a power of two, and these run on every allocation and free.
+  [[nodiscard]] std::size_t first_granule(std::size_t offset) const noexcept {
+    return offset >> granule_shift;
   }
-  [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped / granule; }
+  [[nodiscard]] std::size_t end_granule(std::size_t end) const noexcept {
+    return (end + granule - 1) >> granule_shift;
+  }
+  [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped >> granule_shift; }
   // Mapped granules no live range touches, while `unmapped_touched` touched granules still wait for mapping.
   [[nodiscard]] std::size_t idle_granules(std::size_t unmapped_touched = 0) const noexcept {
     return mapped_granules() + unmapped_touched - touched;
@@ -276,8 +277,16 @@ struct ExpandablePool::State {
     peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
     const std::size_t end = end_granule(offset + size);
+    if (arena.mapped.first_with(first, end, false) == end) [[likely]]
+      return false;
+    map_missing(arena, first, end, offset, size, requested, peak_before);
+    return true;
+  }
+
+  // ensure_mapped's slow part: maps the unmapped granules of [first, end), for the range at `offset`.
+  [[gnu::noinline]] void map_missing(Arena& arena, std::size_t first, std::size_t end, std::size_t offset,
+                                     std::size_t size, std::size_t requested, std::size_t peak_before) {
     const std::size_t missing = end - first - arena.mapped.count(first, end);
-    if (missing == 0) return false;
     std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
     try {
       // Only idle granules can go: with none, no free range needs looking at.
@@ -310,7 +319,6 @@ struct ExpandablePool::State {
       peak_touched = peak_before;
       throw;
     }
-    return true;
   }
 
   void undo(Arena& arena, const std::vector<std::pair<std::size_t, std::size_t>>& runs, std::size_t offset,
@@ -414,9 +422,10 @@ bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream)
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
   return detail::checked_free(*this, "ExpandablePool", allocation, s.is_live(index, allocation), stream,
                               [&](Stream* order) {
-                                const Range r = s.ranges[index];
-                                (void)s.ranges.free_range(index, order);
+                                const Range& r = s.ranges[index];
+                                // Before free_range, which merges the record away.
                                 s.drop_users(*s.arenas[r.segment], r.offset, r.size);
+                                (void)s.ranges.free_range(index, order);
                               });
 }
 

@@ -432,13 +432,15 @@ TEST(ExpandablePoolHost, WrittenMemoryLeavesTheProcessAfterFreeAndTrim) {
 
 // --- streams ---
 
-TEST_F(ExpandablePoolTest, EachStreamHasItsRangeAndReusesItsFreesAtOnce) {
+TEST_F(ExpandablePoolTest, StreamsShareOneRangeAndEachReusesItsFreesAtOnce) {
   ExpandablePool pool(device_);
   const auto s1 = sim_.create_stream(0);
   const auto s2 = sim_.create_stream(0);
   const Allocation a = pool.allocate(3 * MiB, s1.get());
   const Allocation b = pool.allocate(3 * MiB, s2.get());
-  EXPECT_NE(a.segment, b.segment) << "one range per stream";
+  EXPECT_EQ(a.segment, b.segment) << "one range for every stream";
+  EXPECT_EQ(b.offset, a.offset + 3 * MiB) << "side by side, sharing granule 1";
+  EXPECT_EQ(pool.usage().reserved_bytes, 3 * kGranule);
   pool.deallocate(a, s1.get());
   const Allocation again = pool.allocate(3 * MiB, s1.get());
   EXPECT_EQ(again.segment, a.segment);
@@ -446,6 +448,21 @@ TEST_F(ExpandablePoolTest, EachStreamHasItsRangeAndReusesItsFreesAtOnce) {
   pool.deallocate(again, s1.get());
   pool.deallocate(b, s2.get());
   EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+}
+
+TEST_F(ExpandablePoolTest, SmallAllocationsOfFourStreamsShareOneGranule) {
+  // With a range per stream each stream would map a granule of its own: four times the memory.
+  ExpandablePool pool(device_);
+  std::vector<std::unique_ptr<Stream>> streams;
+  std::vector<Allocation> live;
+  for (int i = 0; i < 4; ++i) {
+    streams.push_back(sim_.create_stream(0));
+    live.push_back(pool.allocate(256 * KiB, streams.back().get()));
+  }
+  EXPECT_EQ(pool.usage().reserved_bytes, kGranule);
+  EXPECT_EQ(sim_.live_bytes(0), kGranule);
+  for (int i = 0; i < 4; ++i)
+    pool.deallocate(live[static_cast<std::size_t>(i)], streams[static_cast<std::size_t>(i)].get());
 }
 
 TEST_F(ExpandablePoolTest, FourThreadsWithTheirOwnStreamsShareThePool) {
@@ -525,12 +542,15 @@ TEST_F(ExpandableStreamOrder, TrimUnmapsAPendingFreeOnlyAfterItCompletes) {
 
 TEST_F(ExpandableStreamOrder, GrowthNeverUnmapsAGranuleOfAPendingFree) {
   ExpandablePool pool(upstream_);
-  const Allocation x = pool.allocate(MiB, a_.get());  // granule 0 of A's range, shared with the frontier
+  const Allocation x = pool.allocate(kGranule, a_.get());  // granule 0
   stream_a_.enqueue();
   pool.deallocate(x, a_.get());
-  const Allocation y = pool.allocate(4 * MiB, b_.get());  // past the peak of one granule: wants one unmapped
+  // Past the peak of one granule: the allocation wants one idle granule unmapped, and the only one is x's,
+  // whose free is pending on A (so B cannot take it either, and y goes to granules 1 and 2).
+  const Allocation y = pool.allocate(2 * kGranule, b_.get());
   EXPECT_EQ(stream_a_.completed(), 0U) << "the allocation path blocked the host";
-  EXPECT_EQ(manual_.mapped_bytes(*x.segment), kGranule) << "A's pending free lost its memory";
+  EXPECT_EQ(y.offset, kGranule);
+  EXPECT_EQ(manual_.mapped_bytes(*x.segment), 3 * kGranule) << "A's pending free lost its memory";
   pool.deallocate(y, b_.get());
   stream_a_.complete();
   (void)pool.trim();
@@ -548,11 +568,14 @@ TEST_F(ExpandableStreamOrder, AGranuleSharedWithAPendingFreeNeighbourStaysMapped
   pool.deallocate(x, a_.get());
   pool.deallocate(y, b_.get());  // both pending on different streams: they stay apart
   stream_a_.complete();          // x's free completed, y's has not
-  // 4 MiB on B take a new range past the peak of 3 granules: idle granules go first, but granule 1 holds
-  // y, which stream B may still use.
+  // 4 MiB on B fit no free range (x's 3 MiB and y's 1 MiB stay apart), so they go past z, to granules 3 and
+  // 4, past the peak of 3 granules: idle granules go first. Granule 0 (x's alone, settled) goes; granule 1
+  // holds y, which stream B may still use, and stays: 4 granules mapped, not 3.
   const Allocation w = pool.allocate(4 * MiB, b_.get());
   EXPECT_EQ(stream_b_.completed(), 0U) << "the allocation path blocked the host";
-  EXPECT_EQ(manual_.mapped_bytes(*x.segment), 2 * kGranule) << "granule 1 went while y's free is pending";
+  EXPECT_EQ(w.segment, x.segment);
+  EXPECT_EQ(w.offset, 3 * kGranule);
+  EXPECT_EQ(manual_.mapped_bytes(*x.segment), 4 * kGranule) << "granule 1 went while y's free is pending";
   pool.deallocate(w, b_.get());
   pool.deallocate(z, a_.get());
   stream_b_.complete();

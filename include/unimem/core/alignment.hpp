@@ -21,9 +21,21 @@ inline constexpr std::size_t kDefaultAlignment = 256;
   return value & ~(alignment - 1);
 }
 
+namespace detail {
+[[noreturn]] void throw_bad_alignment(std::size_t alignment);
+[[noreturn]] void throw_alignment_overflow(std::size_t value, std::size_t alignment);
+}  // namespace detail
+
 // Rounds up to a multiple of `alignment`; throws InvalidArgument when `alignment` is not a power of two or on
-// overflow.
-[[nodiscard]] std::size_t align_up(std::size_t value, std::size_t alignment);
+// overflow. Inline, the throws out of line: every allocation calls it, mostly with a constant alignment.
+[[nodiscard]] inline std::size_t align_up(std::size_t value, std::size_t alignment) {
+  if (!is_power_of_two(alignment)) [[unlikely]]
+    detail::throw_bad_alignment(alignment);
+  std::size_t bumped = 0;
+  if (__builtin_add_overflow(value, alignment - 1, &bumped)) [[unlikely]]
+    detail::throw_alignment_overflow(value, alignment);
+  return align_down(bumped, alignment);
+}
 
 [[nodiscard]] constexpr bool is_aligned(std::size_t value, std::size_t alignment) noexcept {
   return (value & (alignment - 1)) == 0;
