@@ -548,7 +548,7 @@ struct TransferEngine::Impl {
       const std::lock_guard lock(mutex);
       for (Job& job : jobs) {
         job.done = &done;
-        queue.push_back(std::move(job));
+        queue.push_back(job);
         ++queued;
         ++outstanding;
       }
@@ -565,7 +565,7 @@ struct TransferEngine::Impl {
     for (;;) {
       work_ready.wait(lock, [this] { return stopping || !queue.empty(); });
       if (queue.empty()) return;  // stopping, and every queued transfer has run
-      Job job = std::move(queue.front());
+      Job job = queue.front();
       queue.pop_front();
       lock.unlock();
       std::exception_ptr error;
@@ -654,10 +654,10 @@ void TransferEngine::copy(const TransferEndpoint& dst, const TransferEndpoint& s
 
 TransferFuture TransferEngine::copy_async(const TransferEndpoint& dst, const TransferEndpoint& src,
                                           std::size_t bytes, const TransferOptions& options) {
-  TransferRequest request{dst, src, bytes, options};
+  const TransferRequest request{dst, src, bytes, options};
   const TransferStrategy strategy = impl_->resolve(request);
   std::vector<Impl::Job> jobs;
-  jobs.push_back(Impl::Job{std::move(request), strategy, nullptr});
+  jobs.push_back(Impl::Job{request, strategy, nullptr});
   return impl_->submit(std::move(jobs));
 }
 

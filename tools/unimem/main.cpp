@@ -49,6 +49,7 @@ std::string json_text(const nlohmann::json& value) {
 
 std::vector<std::size_t> parse_sizes(const std::vector<std::string>& texts) {
   std::vector<std::size_t> sizes;
+  sizes.reserve(texts.size());
   for (const auto& text : texts) sizes.push_back(unimem::parse_bytes(text));
   return sizes;
 }

@@ -40,8 +40,8 @@ class BackendResource final : public MemoryResource {
   // What was handed out, so that a free must match it exactly (a forged offset or size is refused).
   struct Live {
     Segment segment;
-    std::size_t offset;
-    std::size_t size;
+    std::size_t offset = 0;
+    std::size_t size = 0;
   };
   // Keyed by segment id; node-based, so the Segment an Allocation points to stays put while it is live.
   std::unordered_map<std::uint64_t, Live> live_;
