@@ -12,8 +12,8 @@
 #include "unimem/config.hpp"
 #include "unimem/core/aligned_buffer.hpp"
 #include "unimem/core/error.hpp"
-#include "unimem/core/misuse.hpp"
 #include "unimem/core/size.hpp"
+#include "unimem/owned_segment.hpp"
 #include "unimem/resource/resource_spec.hpp"
 #include "unimem/timing.hpp"
 #include "unimem/transfer/transfer_engine.hpp"
@@ -94,30 +94,6 @@ AllocBenchRow measure_pairs(std::string resource, std::size_t size, int threads,
   const double pairs = static_cast<double>(options.pairs);
   return {std::move(resource), size, threads, wall * 1e9 / pairs, pairs * threads / wall / 1e6};
 }
-
-// A backend segment freed when it goes out of scope.
-class OwnedSegment {
- public:
-  OwnedSegment(Backend& backend, int device, MemoryKind kind, std::size_t bytes)
-      : backend_(&backend), segment_(backend.allocate(device, kind, bytes)) {}
-  ~OwnedSegment() {
-    try {
-      backend_->deallocate(segment_);
-    } catch (const Error& e) {
-      report_misuse(e.what());
-    }
-  }
-  OwnedSegment(const OwnedSegment&) = delete;
-  OwnedSegment& operator=(const OwnedSegment&) = delete;
-  OwnedSegment(OwnedSegment&&) = delete;
-  OwnedSegment& operator=(OwnedSegment&&) = delete;
-
-  [[nodiscard]] const Segment& get() const noexcept { return segment_; }
-
- private:
-  Backend* backend_;
-  Segment segment_;
-};
 
 struct RepeatSeconds {
   std::vector<double> operation;  // seconds per call, one per repeat
@@ -337,8 +313,6 @@ std::vector<TransferBenchRow> bench_transfer(const std::vector<SelectedDevice>& 
 nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
                                    const TransferBenchOptions& options,
                                    const std::vector<TransferBenchRow>& rows) {
-  nlohmann::json device_list = nlohmann::json::array();
-  for (const auto& device : devices) device_list.push_back(selected_device_json(device));
   nlohmann::json results = nlohmann::json::array();
   for (const auto& row : rows) {
     const BandwidthSpread& copy = row.gib_per_second;
@@ -357,7 +331,7 @@ nlohmann::json transfer_bench_json(const std::vector<SelectedDevice>& devices,
   }
   return {{"unimem_version", UNIMEM_VERSION},
           {"benchmark", "transfer"},
-          {"devices", device_list},
+          {"devices", selected_devices_json(devices)},
           {"repeat", options.repeat},
           {"results", results}};
 }

@@ -80,4 +80,10 @@ nlohmann::json selected_device_json(const SelectedDevice& device) {
   return {{"spec", device.text}, {"id", to_string(info.id)}, {"name", info.name}};
 }
 
+nlohmann::json selected_devices_json(const std::vector<SelectedDevice>& devices) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const SelectedDevice& device : devices) list.push_back(selected_device_json(device));
+  return list;
+}
+
 }  // namespace unimem::cli

@@ -25,6 +25,8 @@ struct SelectedDevice {
 
 // {"spec": as written, "id": "opencl:0", "name": the device's}: how the benchmarks' JSON names a device.
 [[nodiscard]] nlohmann::json selected_device_json(const SelectedDevice& device);
+// An array of selected_device_json, one per device.
+[[nodiscard]] nlohmann::json selected_devices_json(const std::vector<SelectedDevice>& devices);
 
 class DeviceSelection {
  public:

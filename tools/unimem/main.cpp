@@ -47,6 +47,16 @@ std::string json_text(const nlohmann::json& value) {
   return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// Prints a benchmark's rows as JSON or as its table.
+template <typename Json, typename Table>
+void print_bench(bool as_json, const Json& json, const Table& table) {
+  if (as_json) {
+    std::cout << json_text(json()) << '\n';
+  } else {
+    std::cout << table();
+  }
+}
+
 std::vector<std::size_t> parse_sizes(const std::vector<std::string>& texts) {
   std::vector<std::size_t> sizes;
   sizes.reserve(texts.size());
@@ -265,33 +275,27 @@ int main(int argc, char** argv) {
       alloc_options.sizes = parse_sizes(alloc_sizes);
       const unimem::cli::DeviceSelection selection({alloc_device});
       const auto rows = unimem::cli::bench_alloc(selection.front(), alloc_options);
-      if (alloc_json) {
-        std::cout << json_text(unimem::cli::alloc_bench_json(selection.front(), alloc_options, rows)) << '\n';
-      } else {
-        std::cout << unimem::cli::alloc_bench_table(selection.front(), alloc_options, rows);
-      }
+      print_bench(
+          alloc_json, [&] { return unimem::cli::alloc_bench_json(selection.front(), alloc_options, rows); },
+          [&] { return unimem::cli::alloc_bench_table(selection.front(), alloc_options, rows); });
     }
     if (transfer->parsed()) {
       transfer_options.sizes = parse_sizes(transfer_sizes);
       const unimem::cli::DeviceSelection selection(transfer_devices);
       const auto rows = unimem::cli::bench_transfer(selection.devices(), transfer_options);
-      if (transfer_json) {
-        std::cout << json_text(unimem::cli::transfer_bench_json(selection.devices(), transfer_options, rows))
-                  << '\n';
-      } else {
-        std::cout << unimem::cli::transfer_bench_table(selection.devices(), rows);
-      }
+      print_bench(
+          transfer_json,
+          [&] { return unimem::cli::transfer_bench_json(selection.devices(), transfer_options, rows); },
+          [&] { return unimem::cli::transfer_bench_table(selection.devices(), rows); });
     }
     if (overlap->parsed()) {
       overlap_options.sizes = parse_sizes(overlap_sizes);
       const unimem::cli::DeviceSelection selection(overlap_devices);
       const auto rows = unimem::cli::bench_overlap(selection.devices(), overlap_options);
-      if (overlap_json) {
-        std::cout << json_text(unimem::cli::overlap_bench_json(selection.devices(), overlap_options, rows))
-                  << '\n';
-      } else {
-        std::cout << unimem::cli::overlap_bench_table(rows);
-      }
+      print_bench(
+          overlap_json,
+          [&] { return unimem::cli::overlap_bench_json(selection.devices(), overlap_options, rows); },
+          [&] { return unimem::cli::overlap_bench_table(rows); });
     }
   } catch (const unimem::Error& e) {
     std::cerr << "unimem: " << e.what() << '\n';

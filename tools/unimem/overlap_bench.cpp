@@ -20,6 +20,7 @@
 #include "unimem/core/aligned_buffer.hpp"
 #include "unimem/core/error.hpp"
 #include "unimem/core/size.hpp"
+#include "unimem/owned_segment.hpp"
 #include "unimem/resource/backend_resource.hpp"
 #include "unimem/timing.hpp"
 #include "unimem/transfer/double_buffered_download.hpp"
@@ -85,35 +86,11 @@ void consume(std::span<const std::byte> bytes, std::uint8_t value) {
   }
 }
 
-// A device segment freed when it goes out of scope.
-class DeviceSegment {
- public:
-  DeviceSegment(Backend& backend, int device, std::size_t bytes)
-      : backend_(&backend), segment_(backend.allocate(device, MemoryKind::Device, bytes)) {}
-  ~DeviceSegment() {
-    try {
-      backend_->deallocate(segment_);
-    } catch (...) {
-      // The benchmark's own segment: nothing to report to.
-    }
-  }
-  DeviceSegment(const DeviceSegment&) = delete;
-  DeviceSegment& operator=(const DeviceSegment&) = delete;
-  DeviceSegment(DeviceSegment&&) = delete;
-  DeviceSegment& operator=(DeviceSegment&&) = delete;
-
-  [[nodiscard]] const Segment& get() const noexcept { return segment_; }
-
- private:
-  Backend* backend_;
-  Segment segment_;
-};
-
 OverlapBenchRow measure(const SelectedDevice& device, std::size_t bytes, const OverlapBenchOptions& options,
                         MemoryResource& host_memory, std::span<AlignedBuffer, 4> scratch) {
   Backend& backend = *device.backend;
-  const DeviceSegment results[2] = {DeviceSegment(backend, device.index, bytes),
-                                    DeviceSegment(backend, device.index, bytes)};
+  const OwnedSegment results[2] = {OwnedSegment(backend, device.index, MemoryKind::Device, bytes),
+                                   OwnedSegment(backend, device.index, MemoryKind::Device, bytes)};
   const RawBuffer host(host_memory, element_type_of<std::byte>(), bytes);
   const Allocation& into = host.allocation();
   const std::span<const std::byte> host_bytes{host.view().host_data(), bytes};
@@ -262,8 +239,6 @@ std::vector<OverlapBenchRow> bench_overlap(const std::vector<SelectedDevice>& de
 nlohmann::json overlap_bench_json(const std::vector<SelectedDevice>& devices,
                                   const OverlapBenchOptions& options,
                                   const std::vector<OverlapBenchRow>& rows) {
-  nlohmann::json device_list = nlohmann::json::array();
-  for (const auto& device : devices) device_list.push_back(selected_device_json(device));
   nlohmann::json results = nlohmann::json::array();
   for (const auto& row : rows) {
     results.push_back({{"device", row.device},
@@ -285,8 +260,12 @@ nlohmann::json overlap_bench_json(const std::vector<SelectedDevice>& devices,
                        {"measured_speedup", row.measured_speedup()},
                        {"model_speedup", row.model_speedup()}});
   }
-  return {{"unimem_version", UNIMEM_VERSION}, {"benchmark", "overlap"},   {"devices", device_list},
-          {"steps", options.steps},           {"repeat", options.repeat}, {"results", results}};
+  return {{"unimem_version", UNIMEM_VERSION},
+          {"benchmark", "overlap"},
+          {"devices", selected_devices_json(devices)},
+          {"steps", options.steps},
+          {"repeat", options.repeat},
+          {"results", results}};
 }
 
 std::string overlap_bench_table(const std::vector<OverlapBenchRow>& rows) {
