@@ -32,11 +32,13 @@ constexpr std::size_t kAssumedL2 = MiB;  // where the OS does not report the hos
 constexpr std::size_t kCacheLine = 64;
 
 // The slice of a staged copy whose hops the host moves itself: a quarter of one core's L2 cache (the rest
-// holds the source and destination lines streaming through), at most one staging buffer.
+// holds the source and destination lines streaming through), in whole cache lines; never more than one
+// staging buffer of `buffer_bytes` holds.
 std::size_t cache_resident_slice(std::size_t buffer_bytes) noexcept {
   const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
   const std::size_t l2 = reported > 0 ? static_cast<std::size_t>(reported) : kAssumedL2;
-  return std::max(kCacheLine, std::min(l2 / 4, buffer_bytes) / kCacheLine * kCacheLine);
+  const std::size_t slice = std::min(l2 / 4, buffer_bytes);
+  return slice >= kCacheLine ? slice / kCacheLine * kCacheLine : slice;
 }
 
 bool in_device_memory(const TransferEndpoint& endpoint) {
@@ -115,24 +117,22 @@ class StreamLease {
 };
 
 // One hop of a staged copy run by the host: `bytes` at `at` (from the start of the caller's window of `side`)
-// into or out of `buffer` at `buffer_at`; a memcpy for host memory, a synchronous backend copy for device
+// into or out of the start of `buffer`; a memcpy for host memory, a synchronous backend copy for device
 // memory.
 void host_hop(const TransferEndpoint& side, bool into_staging, const StagingPool::Lease& buffer,
-              std::size_t buffer_at, std::size_t at, std::size_t bytes) {
+              std::size_t at, std::size_t bytes) {
   if (!in_device_memory(side)) {
     if (into_staging) {
-      std::memcpy(buffer.data() + buffer_at, side.host_ptr() + at, bytes);
+      std::memcpy(buffer.data(), side.host_ptr() + at, bytes);
     } else {
-      std::memcpy(side.host_ptr() + at, buffer.data() + buffer_at, bytes);
+      std::memcpy(side.host_ptr() + at, buffer.data(), bytes);
     }
     return;
   }
   if (into_staging) {
-    side.backend()->copy(buffer.segment(), buffer.offset() + buffer_at, side.segment, side.offset + at,
-                         bytes);
+    side.backend()->copy(buffer.segment(), buffer.offset(), side.segment, side.offset + at, bytes);
   } else {
-    side.backend()->copy(side.segment, side.offset + at, buffer.segment(), buffer.offset() + buffer_at,
-                         bytes);
+    side.backend()->copy(side.segment, side.offset + at, buffer.segment(), buffer.offset(), bytes);
   }
 }
 
@@ -162,7 +162,7 @@ struct TransferEngine::Impl {
     // Moves `bytes` at `at` (from the start of the caller's window) into or out of `buffer`.
     void start(std::size_t slot, const StagingPool::Lease& buffer, std::size_t at, std::size_t bytes) {
       if (!stream_) {
-        host_hop(side_, into_staging_, buffer, 0, at, bytes);
+        host_hop(side_, into_staging_, buffer, at, bytes);
         return;
       }
       Stream& stream = stream_->get();
@@ -189,7 +189,9 @@ struct TransferEngine::Impl {
   };
 
   explicit Impl(TransferEngineOptions engine_options)
-      : options(std::move(engine_options)), host_stream(host.create_stream(0)) {
+      : options(std::move(engine_options)),
+        slice(cache_resident_slice(options.chunk_bytes)),
+        host_stream(host.create_stream(0)) {
     if (options.max_concurrent_transfers == 0) {
       throw InvalidArgument("TransferEngine: max_concurrent_transfers is 0; at least one transfer must run");
     }
@@ -452,11 +454,10 @@ struct TransferEngine::Impl {
   void sliced_copy(const TransferEndpoint& dst, const TransferEndpoint& src, std::size_t bytes,
                    StagingPool& pool) {
     const StagingPool::Lease buffer = pool.acquire();
-    const std::size_t slice = cache_resident_slice(pool.chunk_bytes());
     for (std::size_t at = 0; at < bytes; at += slice) {
       const std::size_t length = std::min(slice, bytes - at);
-      host_hop(src, true, buffer, 0, at, length);
-      host_hop(dst, false, buffer, 0, at, length);
+      host_hop(src, true, buffer, at, length);
+      host_hop(dst, false, buffer, at, length);
     }
   }
 
@@ -614,7 +615,8 @@ struct TransferEngine::Impl {
   }
 
   TransferEngineOptions options;
-  HostBackend host;  // staging memory of last resort, and the backend of completion events
+  std::size_t slice;  // of a sliced_copy, read once: the cache does not change under a running engine
+  HostBackend host;   // staging memory of last resort, and the backend of completion events
   std::unique_ptr<Stream> host_stream;
 
   std::mutex resources_mutex;

@@ -109,6 +109,17 @@ TEST(TransferStrategyChoice, PageableMemoryGoesDirectToADeviceWhoseMemoryIsHostR
   EXPECT_EQ(gpu.copies, 2 * 6);
 }
 
+TEST(TransferStrategyChoice, ASlicedCopyNeverOverrunsAStagingBufferSmallerThanACacheLine) {
+  TestGpuBackend gpu(true);
+  TransferEngineOptions options;
+  options.chunk_bytes = 16;  // below a cache line: each slice is the whole buffer, never more
+  TransferEngine engine(options);
+  constexpr std::size_t kBytes = 100;
+  gpu.copies = 0;
+  (void)round_trip(engine, gpu, kBytes, TransferOptions{TransferStrategy::PinnedStaging});
+  EXPECT_EQ(gpu.copies, 2 * 7) << "ceil(100 / 16) slices each way";
+}
+
 TEST(TransferStrategyChoice, AStagingBufferThatFailsMidPipelineLeaksNothing) {
   TestGpuBackend gpu(false);
   BackendResource pinned(gpu, 0, MemoryKind::PinnedHost);

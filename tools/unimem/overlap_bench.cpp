@@ -107,8 +107,11 @@ OverlapBenchRow measure(const SelectedDevice& device, std::size_t bytes, const O
     produce(0);
     stream.synchronize();
   };
-  const auto part_download = [&] {
+  const auto queue_download = [&] {
     backend.copy(*into.segment, into.offset, results[0].get(), 0, bytes, &stream);
+  };
+  const auto part_download = [&] {
+    queue_download();
     stream.synchronize();
   };
   const auto part_consume = [&] { consume(host_bytes, filled[0]); };
@@ -122,7 +125,7 @@ OverlapBenchRow measure(const SelectedDevice& device, std::size_t bytes, const O
     for (int step = 0; step < options.steps; ++step) {
       const Clock::time_point start = Clock::now();
       produce(0);
-      backend.copy(*into.segment, into.offset, results[0].get(), 0, bytes, &stream);
+      queue_download();
       spent += seconds(Clock::now() - start);
       stream.synchronize();
     }
