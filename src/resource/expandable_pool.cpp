@@ -48,7 +48,8 @@ struct ExpandablePool::State {
   const std::size_t reservation;
   detail::FreeRanges ranges;
   detail::PoolMutex mutex;
-  std::vector<std::unique_ptr<Arena>> arenas;  // index = segment number in `ranges`; addresses never move
+  std::vector<std::unique_ptr<Arena>> arenas;     // index = segment number in `ranges`; addresses never move
+  std::vector<std::uint32_t> reclaim_candidates;  // reclaim's, kept to spare an allocation per call
 
   std::size_t mapped = 0;   // bytes
   std::size_t touched = 0;  // granules some live range touches (all mapped)
@@ -235,7 +236,8 @@ struct ExpandablePool::State {
   // order) when `wait`; so is a granule at a range's edge that a pending neighbour shares. Returns the
   // granules unmapped.
   std::size_t reclaim(std::size_t want, bool wait) {
-    std::vector<std::uint32_t> candidates;
+    std::vector<std::uint32_t>& candidates = reclaim_candidates;
+    candidates.clear();
     ranges.for_each_free([&](std::uint32_t index) {
       const Range& r = ranges[index];
       // Without waiting, a range holding no whole granule shares its granules with ranges that are live or
@@ -267,17 +269,109 @@ struct ExpandablePool::State {
     return done;
   }
 
+  // Where an allocation of `search` bytes (the alignment's slack included) goes: free range `index` (taken
+  // out of its list by take_fit or grow; this may trade it for another free range the stream may use) and
+  // `at` bytes into it, and whether every granule of [offset + at, offset + at + search) is mapped already.
+  struct Placement {
+    std::size_t at = 0;
+    bool mapped = false;
+  };
+  Placement place(std::uint32_t& index, std::size_t search, Stream* stream) {
+    const Range& r = ranges[index];
+    if (arenas[r.segment]->mapped.all_set(first_granule(r.offset), end_granule(r.offset + search))) [[likely]]
+      return {0, true};
+    return place_on_mapped(index, search, stream);
+  }
+
+  // The low end of the best fit needs mapping. A granule mapped already costs nothing; mapping one costs a
+  // device call (tens of microseconds on a GPU), and past the peak unmapping an idle one elsewhere too. So
+  // there the allocation goes where the fewest granules need mapping in the best fit, or, when every position
+  // there needs some, to the first free range the stream may use now that needs none (found from the
+  // smallest sizes up). Without this, a request that best fit sends to an unmapped hole takes idle granules
+  // from a larger free range that the next request needs again, and the two trade the same granules every
+  // step.
+  [[gnu::noinline]] Placement place_on_mapped(std::uint32_t& index, std::size_t search, Stream* stream) {
+    const Range& fit = ranges[index];
+    const std::size_t first = first_granule(fit.offset);
+    const std::size_t end = end_granule(fit.offset + search);
+    std::size_t missing = end - first - arenas[fit.segment]->mapped.count(first, end);
+    // Only where mapping would first unmap idle granules (mapped would pass the peak): below the peak the
+    // granules are new and best fit's layout is kept, which keeps the peak itself low.
+    const bool moves_granules =
+        mapped_granules() + missing > std::max(peak_touched, touched + missing) && idle_granules() != 0;
+    if (!moves_granules) return {};
+    std::size_t at = best_position(index, search, missing);
+    if (missing == 0) return {at, true};
+    std::uint32_t choice = index;
+    ranges.for_each_fit(search, [&](std::uint32_t other) {
+      if (!ranges.order().ready_for(ranges[other].fence, stream)) return false;
+      std::size_t other_missing = 0;
+      const std::size_t other_at = best_position(other, search, other_missing);
+      if (other_missing != 0) return false;
+      choice = other;
+      at = other_at;
+      missing = 0;
+      return true;
+    });
+    if (choice != index) {
+      ranges.insert_free(index);
+      ranges.erase_free(choice);
+      ranges.order().take(ranges[choice].fence, stream);
+      index = choice;
+    }
+    return {at, missing == 0};
+  }
+
+  // The position in free range `index` for `search` bytes needing the fewest unmapped granules (`missing`)
+  // among its low end, its high end and the starts and ends of its first kPlacementRuns mapped runs; ties go
+  // to the lower address.
+  [[nodiscard]] std::size_t best_position(std::uint32_t index, std::size_t search,
+                                          std::size_t& missing) const noexcept {
+    constexpr int kPlacementRuns = 16;  // bounds the search in a range mapped in many pieces
+    const Range& r = ranges[index];
+    const detail::GranuleBitmap& mapped_bits = arenas[r.segment]->mapped;
+    const std::size_t room = r.size - search;  // the highest start
+    const auto unmapped = [&](std::size_t at) {
+      const std::size_t first = first_granule(r.offset + at);
+      const std::size_t end = end_granule(r.offset + at + search);
+      return end - first - mapped_bits.count(first, end);
+    };
+    std::size_t best = 0;
+    missing = unmapped(0);
+    const auto consider = [&](std::size_t at) {
+      const std::size_t m = unmapped(at);
+      if (m < missing || (m == missing && at < best)) {
+        best = at;
+        missing = m;
+      }
+    };
+    if (room != 0) consider(room);
+    const std::size_t low = end_granule(r.offset);  // mapped runs starting inside the range
+    const std::size_t high = std::min(end_granule(r.offset + r.size), mapped_bits.size());
+    std::size_t g = mapped_bits.first_with(low, high, true);
+    for (int run = 0; run < kPlacementRuns && g < high && missing != 0; ++run) {
+      const std::size_t run_end = mapped_bits.first_with(g, high, false);
+      consider(std::min(g * granule - r.offset, room));
+      const std::size_t end_offset = std::min(run_end * granule, r.offset + r.size) - r.offset;
+      if (end_offset >= search) consider(std::min(end_offset - search, room));
+      g = mapped_bits.first_with(run_end, high, true);
+    }
+    return best;
+  }
+
   // Maps every unmapped granule that live range [offset, offset + size) of `arena` touches. When that would
   // take the mapped granules past the most that live ranges have ever touched at once, idle granules are
   // unmapped first, as many as the excess. Returns whether anything was mapped. On failure nothing this
   // call mapped stays mapped, the range's granules lose it as a user and the peak is what it was.
-  bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested) {
+  // `known_mapped`: place() found the granules mapped.
+  bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested,
+                     bool known_mapped) {
     const std::size_t peak_before = peak_touched;
     add_users(arena, offset, size);
     peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
     const std::size_t end = end_granule(offset + size);
-    if (arena.mapped.first_with(first, end, false) == end) [[likely]]
+    if (known_mapped || arena.mapped.all_set(first, end)) [[likely]]
       return false;
     map_missing(arena, first, end, offset, size, requested, peak_before);
     return true;
@@ -402,12 +496,13 @@ Allocation ExpandablePool::do_allocate(std::size_t bytes, Stream* stream, std::s
   const std::lock_guard lock(s.mutex);
   std::uint32_t index = s.ranges.take_fit(search, stream);
   if (index == kNoRange) index = s.grow(search, stream, bytes);
+  const State::Placement place = s.place(index, search, stream);
   State::Arena& arena = *s.arenas[s.ranges[index].segment];
-  index = s.ranges.carve(index, arena.range, size, alignment, bytes);
+  index = s.ranges.carve(index, arena.range, size, alignment, bytes, place.at);
   const Range& r = s.ranges[index];
   bool mapped_now = false;
   try {
-    mapped_now = s.ensure_mapped(arena, r.offset, r.size, bytes);
+    mapped_now = s.ensure_mapped(arena, r.offset, r.size, bytes, place.mapped);
   } catch (...) {
     (void)s.ranges.free_range(index, nullptr);
     throw;

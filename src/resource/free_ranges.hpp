@@ -77,10 +77,11 @@ class FreeRanges {
   // completed, then another stream's free after making `stream` wait for its event. kNoRange if nothing
   // fits.
   std::uint32_t take_fit(std::size_t search, Stream* stream);
-  // Hands out `size` bytes from free range `index` (in no list) of `segment`, aligned to `alignment`; the
-  // rest goes back to the lists. Returns the live record.
+  // Hands out `size` bytes from free range `index` (in no list) of `segment`, starting at the first address
+  // aligned to `alignment` from `at` bytes into the range (at + padding + size within it); the rest goes back
+  // to the lists. Returns the live record.
   std::uint32_t carve(std::uint32_t index, const Segment& segment, std::size_t size, std::size_t alignment,
-                      std::size_t requested);
+                      std::size_t requested, std::size_t at = 0);
   // Frees live range `index` in the order of `stream` (nullptr: host order), merging it with the free
   // neighbours the stream-order rule lets it merge with; returns the free range it ended up in (listed).
   std::uint32_t free_range(std::uint32_t index, Stream* stream);
@@ -94,6 +95,20 @@ class FreeRanges {
     for (const StreamFreeList& list : lists_) {
       for (std::uint32_t bin = next_bin(list, 0); bin != kBins; bin = next_bin(list, bin + 1)) {
         for (std::uint32_t i = list.heads[bin]; i != kNoRange; i = ranges_[i].bin_next) fn(i);
+      }
+    }
+  }
+
+  // Calls fn(index) for listed free ranges of at least `search` bytes, list by list and each list's bins
+  // from the smallest sizes up, until fn returns true: a scan for a fit with a property of the pool's own
+  // that stops at the first, which is near the smallest of its list (bins are under 1/32 wide).
+  template <typename Fn>
+  void for_each_fit(std::size_t search, const Fn& fn) const {
+    for (const StreamFreeList& list : lists_) {
+      for (std::uint32_t bin = next_bin(list, bin_of(search)); bin != kBins; bin = next_bin(list, bin + 1)) {
+        for (std::uint32_t i = list.heads[bin]; i != kNoRange; i = ranges_[i].bin_next) {
+          if (ranges_[i].size >= search && fn(i)) return;
+        }
       }
     }
   }
@@ -317,8 +332,8 @@ inline std::uint32_t FreeRanges::split(std::uint32_t index, std::size_t at) {
 }
 
 inline std::uint32_t FreeRanges::carve(std::uint32_t index, const Segment& segment, std::size_t size,
-                                       std::size_t alignment, std::size_t requested) {
-  const std::size_t padding = alignment_padding(segment, ranges_[index].offset, alignment);
+                                       std::size_t alignment, std::size_t requested, std::size_t at) {
+  const std::size_t padding = at + alignment_padding(segment, ranges_[index].offset + at, alignment);
   if (padding != 0) {
     const std::uint32_t aligned = split(index, padding);
     insert_free(index);

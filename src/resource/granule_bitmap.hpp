@@ -36,6 +36,17 @@ class GranuleBitmap {
     return n;
   }
 
+  // Whether every bit in [first, end) is set (first < end): one word's test when they share a word, as the
+  // granules of most allocations do.
+  [[nodiscard]] bool all_set(std::size_t first, std::size_t end) const noexcept {
+    const std::size_t bit = first % 64;
+    if (end - first <= 64 - bit) {
+      const std::uint64_t mask = (~std::uint64_t{0} >> (64 - (end - first))) << bit;
+      return (words_[first / 64] & mask) == mask;
+    }
+    return first_with(first, end, false) == end;
+  }
+
   // The lowest granule in [first, end) whose bit is `value`; `end` if none.
   [[nodiscard]] std::size_t first_with(std::size_t first, std::size_t end, bool value) const noexcept {
     std::size_t found = end;

@@ -181,6 +181,53 @@ TEST_F(ExpandablePoolTest, IdleGranulesGoBackBeforeMappingPastThePeak) {
   EXPECT_EQ(sim_.live_bytes(0), 0U);
 }
 
+// Past the peak, best fit's unmapped hole would take idle granules from a mapped free range, and the next
+// request for that range would want them back: the request goes where the granules are mapped instead.
+TEST_F(ExpandablePoolTest, ARequestGoesToMappedGranulesRatherThanMovingThem) {
+  const std::size_t g = kGranule;
+  ExpandablePool pool(device_);
+  const Allocation a = pool.allocate(4 * g);  // granules 0..3
+  const Allocation b = pool.allocate(g);      // 4
+  const Allocation c = pool.allocate(6 * g);  // 5..10: a peak of 11 touched
+  pool.deallocate(a);
+  const Allocation d = pool.allocate(6 * g);  // past the frontier, 11..16: a's 4 idle granules go first
+  EXPECT_EQ(d.offset, 11 * g);
+  pool.deallocate(c);  // 5..10 idle and mapped
+  const ResourceUsage before = pool.usage();
+  EXPECT_EQ(before.reserved_bytes, 13 * g);
+  // Best fit is a's 4-granule hole, unmapped; mapping 3 granules there would pass the peak of 13 and unmap
+  // 3 of c's.
+  const Allocation e = pool.allocate(3 * g);
+  EXPECT_GE(e.offset, 5 * g);
+  EXPECT_LE(e.offset, 8 * g) << "inside c's mapped hole";
+  const ResourceUsage after = pool.usage();
+  EXPECT_EQ(after.map_calls, before.map_calls);
+  EXPECT_EQ(after.unmap_calls, before.unmap_calls);
+  EXPECT_EQ(after.reserved_bytes, 13 * g);
+  for (const Allocation& x : {b, d, e}) pool.deallocate(x);
+}
+
+// A hole whose low granules are unmapped and high ones mapped: the request goes on the mapped ones.
+TEST_F(ExpandablePoolTest, ARequestInAPartlyMappedHoleGoesOnItsMappedGranules) {
+  const std::size_t g = kGranule;
+  ExpandablePool pool(device_);
+  const Allocation a = pool.allocate(2 * g);  // 0..1
+  const Allocation b = pool.allocate(2 * g);  // 2..3
+  const Allocation c = pool.allocate(g);      // 4
+  pool.deallocate(a);
+  const Allocation e = pool.allocate(3 * g);  // 5..7, past the peak of 5: a's granules 0..1 go first
+  EXPECT_EQ(e.offset, 5 * g);
+  pool.deallocate(b);  // hole 0..3: 0..1 unmapped, 2..3 mapped
+  const ResourceUsage before = pool.usage();
+  EXPECT_EQ(before.reserved_bytes, 6 * g);
+  const Allocation f = pool.allocate(2 * g);
+  EXPECT_EQ(f.offset, 2 * g) << "the hole's mapped top, not its unmapped low end";
+  const ResourceUsage after = pool.usage();
+  EXPECT_EQ(after.map_calls, before.map_calls);
+  EXPECT_EQ(after.unmap_calls, before.unmap_calls);
+  for (const Allocation& x : {c, e, f}) pool.deallocate(x);
+}
+
 TEST_F(ExpandablePoolTest, SmallRequestsShareAGranule) {
   ExpandablePool pool(device_);
   std::vector<Allocation> live;

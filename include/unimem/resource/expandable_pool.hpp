@@ -11,6 +11,10 @@
 //   instead of 1.08). Each stream's frees sit on its own free list, reused by it at once and by other
 //   streams after their event, and neighbours freed on different streams stay apart while a free is pending,
 //   as in CoalescingPool's segments, which streams share too. A range used up to its end gets another.
+// - Placement: best fit; but where best fit's granules would have to be mapped past the peak (so taken from
+//   idle granules elsewhere), the request goes where fewer need mapping in the same free range, or where none
+//   do in another free range the stream may use. Two requests would otherwise trade the same granules every
+//   step.
 // - Mapping: every granule that a live range touches is mapped. When an allocation needs unmapped granules,
 //   first as many wholly free mapped granules are unmapped (largest free ranges first, from their top: the
 //   most idle bytes per call, and best fit sends requests to the smallest range that fits, so the largest
