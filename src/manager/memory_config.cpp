@@ -1,6 +1,7 @@
 #include "unimem/manager/memory_config.hpp"
 
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstdlib>
 #include <set>
@@ -185,6 +186,14 @@ void MemoryConfig::validate() const {
     throw InvalidArgument("MemoryConfig.max_pooled_per_bucket = " + std::to_string(max_pooled_per_bucket) +
                           " is above " + std::to_string(kMaxPooledPerBucket));
   }
+  // The device-independent half of the expandable pool's check (a multiple of the device's granule is
+  // checked where the pool is built): caught here, a bad value fails on every device, not only on one with
+  // virtual memory.
+  if (pool_granule != 0 && !std::has_single_bit(pool_granule)) {
+    throw InvalidArgument("MemoryConfig.pool_granule = " + std::to_string(pool_granule) +
+                          " bytes is not a power of two");
+  }
+  check_size("pool_granule", pool_granule);
   if (max_pool_bytes != 0 && max_pool_bytes < initial_pool_bytes) {
     throw InvalidArgument("MemoryConfig.max_pool_bytes = " + std::to_string(max_pool_bytes) +
                           " is below initial_pool_bytes = " + std::to_string(initial_pool_bytes));

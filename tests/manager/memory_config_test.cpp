@@ -80,22 +80,26 @@ TEST(MemoryConfig, ValidationNamesTheField) {
     }
     return "valid";
   };
-  EXPECT_NE(message(MemoryConfig{}.with_gpu_memory_fraction(0)).find("gpu_memory_fraction = 0"), std::string::npos);
-  EXPECT_NE(message(MemoryConfig{}.with_gpu_memory_fraction(1.01)).find("gpu_memory_fraction"), std::string::npos);
+  EXPECT_NE(message(MemoryConfig{}.with_gpu_memory_fraction(0)).find("gpu_memory_fraction = 0"),
+            std::string::npos);
+  EXPECT_NE(message(MemoryConfig{}.with_gpu_memory_fraction(1.01)).find("gpu_memory_fraction"),
+            std::string::npos);
   EXPECT_NE(message(MemoryConfig{}.with_gpu_memory_fraction(-0.5)).find("-0.5"), std::string::npos);
   EXPECT_EQ(message(MemoryConfig{}.with_gpu_memory_fraction(1.0)), "valid");
-  EXPECT_NE(message(MemoryConfig{}.with_pool_growth(0, 0.5, 0)).find("pool_growth_factor"), std::string::npos);
+  EXPECT_NE(message(MemoryConfig{}.with_pool_growth(0, 0.5, 0)).find("pool_growth_factor"),
+            std::string::npos);
   EXPECT_NE(message(MemoryConfig{}.with_memory_limit(std::size_t{1} << 60U)).find("memory_limit_bytes"),
             std::string::npos);
   EXPECT_NE(message(MemoryConfig{}.with_max_pooled_per_bucket(5000)).find("max_pooled_per_bucket"),
             std::string::npos);
-  EXPECT_NE(message(MemoryConfig{}.with_pool_growth(2 * GiB, 2, GiB)).find("max_pool_bytes"), std::string::npos);
+  EXPECT_NE(message(MemoryConfig{}.with_pool_growth(2 * GiB, 2, GiB)).find("max_pool_bytes"),
+            std::string::npos);
 }
 
 TEST(MemoryConfig, ParsesTheEnvironmentFormat) {
-  const MemoryConfig c =
-      MemoryConfig::parse("fraction=0.8, fallback=off,min_free=1GiB,track=on,max_pooled_per_bucket=16,"
-                          "limit=6GiB,initial_pool=256MiB,growth=1.5,max_pool=4GiB,trim_on_pressure=yes");
+  const MemoryConfig c = MemoryConfig::parse(
+      "fraction=0.8, fallback=off,min_free=1GiB,track=on,max_pooled_per_bucket=16,"
+      "limit=6GiB,initial_pool=256MiB,growth=1.5,max_pool=4GiB,trim_on_pressure=yes");
   EXPECT_DOUBLE_EQ(c.gpu_memory_fraction, 0.8);
   EXPECT_FALSE(c.cpu_fallback_enabled);
   EXPECT_EQ(c.min_free_bytes, GiB);
@@ -134,6 +138,9 @@ TEST(MemoryConfig, RejectsBadInputByName) {
   EXPECT_NE(error_of("fraction").find("'fraction' is not key=value"), std::string::npos);
   EXPECT_NE(error_of("fraction=0.5,fraction=0.6").find("twice"), std::string::npos);
   EXPECT_NE(error_of("preset=turbo").find("preset='turbo'"), std::string::npos);
+  EXPECT_NE(error_of("granule=3MiB").find("pool_granule = 3145728 bytes is not a power of two"),
+            std::string::npos);
+  EXPECT_EQ(error_of("granule=4MiB"), "no error");
 }
 
 TEST(MemoryConfig, ReadsUnimemConfFromTheEnvironment) {

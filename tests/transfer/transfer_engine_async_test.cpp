@@ -216,7 +216,9 @@ TEST(TransferEngineAsync, AFailedStagedTransferGivesEveryStagingBufferBack) {
   EXPECT_EQ(engine.staging_buffers_leased(), 0U);
   EXPECT_EQ(engine.statistics()[TransferStrategy::HostStaged].failures, 2U);
   EXPECT_GT(opencl.live_segment_count(), baseline) << "the staging buffers are kept for reuse";
+  EXPECT_EQ(engine.staging_buffers_idle(), engine.options().pipeline_depth);
   EXPECT_EQ(engine.trim(), engine.options().pipeline_depth * MiB);
+  EXPECT_EQ(engine.staging_buffers_idle(), 0U);
   EXPECT_EQ(opencl.live_segment_count(), baseline);
 }
 
