@@ -290,7 +290,8 @@ struct ExpandablePool::State {
   // smallest sizes up). Without this, a request that best fit sends to an unmapped hole takes idle granules
   // from a larger free range that the next request needs again, and the two trade the same granules every
   // step.
-  [[gnu::noinline]] Placement place_on_mapped(std::uint32_t& index, std::size_t search, Stream* stream) {
+  [[gnu::noinline, gnu::cold]] Placement place_on_mapped(std::uint32_t& index, std::size_t search,
+                                                         Stream* stream) {
     const Range& fit = ranges[index];
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
@@ -300,62 +301,80 @@ struct ExpandablePool::State {
     const bool moves_granules =
         mapped_granules() + missing > std::max(peak_touched, touched + missing) && idle_granules() != 0;
     if (!moves_granules) return {};
-    std::size_t at = best_position(index, search, missing);
-    if (missing == 0) return {at, true};
-    std::uint32_t choice = index;
+    std::size_t at = 0;
+    if (mapped_position(index, search, at)) return {at, true};
+    std::uint32_t choice = kNoRange;
     ranges.for_each_fit(search, [&](std::uint32_t other) {
-      if (!ranges.order().ready_for(ranges[other].fence, stream)) return false;
-      std::size_t other_missing = 0;
-      const std::size_t other_at = best_position(other, search, other_missing);
-      if (other_missing != 0) return false;
+      if (!ranges.order().ready_for(ranges[other].fence, stream) || !mapped_position(other, search, at))
+        return false;
       choice = other;
-      at = other_at;
-      missing = 0;
       return true;
     });
-    if (choice != index) {
-      ranges.insert_free(index);
-      ranges.erase_free(choice);
-      ranges.order().take(ranges[choice].fence, stream);
-      index = choice;
-    }
-    return {at, missing == 0};
+    if (choice == kNoRange) return {fewest_missing_position(index, search), false};
+    ranges.retake(index, choice, stream);
+    index = choice;
+    return {at, true};
   }
 
-  // The position in free range `index` for `search` bytes needing the fewest unmapped granules (`missing`)
-  // among its low end, its high end and the starts and ends of its first kPlacementRuns mapped runs; ties go
-  // to the lower address.
-  [[nodiscard]] std::size_t best_position(std::uint32_t index, std::size_t search,
-                                          std::size_t& missing) const noexcept {
-    constexpr int kPlacementRuns = 16;  // bounds the search in a range mapped in many pieces
+  static constexpr int kPlacementRuns = 16;  // bounds the search in a range mapped in many pieces
+
+  // Calls fn(at) for the positions placement looks at in free range `index` for `search` bytes past its low
+  // end, in order, until fn returns true: its high end, then the start and the end of each of its first
+  // kPlacementRuns mapped runs (clipped to the range).
+  template <typename Fn>
+  void for_each_position(std::uint32_t index, std::size_t search, const Fn& fn) const {
     const Range& r = ranges[index];
     const detail::GranuleBitmap& mapped_bits = arenas[r.segment]->mapped;
     const std::size_t room = r.size - search;  // the highest start
+    if (room != 0 && fn(room)) return;
+    const std::size_t low = end_granule(r.offset);  // mapped runs starting inside the range
+    const std::size_t high = std::min(end_granule(r.offset + r.size), mapped_bits.size());
+    std::size_t g = mapped_bits.first_with(low, high, true);
+    for (int run = 0; run < kPlacementRuns && g < high; ++run) {
+      const std::size_t run_end = mapped_bits.first_with(g, high, false);
+      if (fn(std::min(g * granule - r.offset, room))) return;
+      const std::size_t end_offset = std::min(run_end * granule, r.offset + r.size) - r.offset;
+      if (end_offset >= search && fn(std::min(end_offset - search, room))) return;
+      g = mapped_bits.first_with(run_end, high, true);
+    }
+  }
+
+  // The first position, the low end or one of for_each_position's, where every granule of `search` bytes is
+  // mapped, into `at`; whether there is one. Word scans only, no counting: it runs over many ranges.
+  bool mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) const {
+    const std::size_t offset = ranges[index].offset;
+    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
+    bool found = false;
+    const auto try_position = [&](std::size_t candidate) {
+      found =
+          mapped_bits.all_set(first_granule(offset + candidate), end_granule(offset + candidate + search));
+      if (found) at = candidate;
+      return found;
+    };
+    if (!try_position(0)) for_each_position(index, search, try_position);
+    return found;
+  }
+
+  // The position in free range `index` needing the fewest unmapped granules for `search` bytes: its low end
+  // or one of for_each_position's; ties go to the lower address.
+  [[nodiscard]] std::size_t fewest_missing_position(std::uint32_t index, std::size_t search) const {
+    const std::size_t offset = ranges[index].offset;
+    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
     const auto unmapped = [&](std::size_t at) {
-      const std::size_t first = first_granule(r.offset + at);
-      const std::size_t end = end_granule(r.offset + at + search);
+      const std::size_t first = first_granule(offset + at);
+      const std::size_t end = end_granule(offset + at + search);
       return end - first - mapped_bits.count(first, end);
     };
     std::size_t best = 0;
-    missing = unmapped(0);
-    const auto consider = [&](std::size_t at) {
+    std::size_t missing = unmapped(0);
+    for_each_position(index, search, [&](std::size_t at) {
       const std::size_t m = unmapped(at);
       if (m < missing || (m == missing && at < best)) {
         best = at;
         missing = m;
       }
-    };
-    if (room != 0) consider(room);
-    const std::size_t low = end_granule(r.offset);  // mapped runs starting inside the range
-    const std::size_t high = std::min(end_granule(r.offset + r.size), mapped_bits.size());
-    std::size_t g = mapped_bits.first_with(low, high, true);
-    for (int run = 0; run < kPlacementRuns && g < high && missing != 0; ++run) {
-      const std::size_t run_end = mapped_bits.first_with(g, high, false);
-      consider(std::min(g * granule - r.offset, room));
-      const std::size_t end_offset = std::min(run_end * granule, r.offset + r.size) - r.offset;
-      if (end_offset >= search) consider(std::min(end_offset - search, room));
-      g = mapped_bits.first_with(run_end, high, true);
-    }
+      return false;
+    });
     return best;
   }
 
@@ -378,8 +397,9 @@ struct ExpandablePool::State {
   }
 
   // ensure_mapped's slow part: maps the unmapped granules of [first, end), for the range at `offset`.
-  [[gnu::noinline]] void map_missing(Arena& arena, std::size_t first, std::size_t end, std::size_t offset,
-                                     std::size_t size, std::size_t requested, std::size_t peak_before) {
+  [[gnu::noinline, gnu::cold]] void map_missing(Arena& arena, std::size_t first, std::size_t end,
+                                                std::size_t offset, std::size_t size, std::size_t requested,
+                                                std::size_t peak_before) {
     const std::size_t missing = end - first - arena.mapped.count(first, end);
     std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
     try {

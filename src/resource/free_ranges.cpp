@@ -73,4 +73,10 @@ std::size_t FreeRanges::live_count() const noexcept {
   return live;
 }
 
+void FreeRanges::retake(std::uint32_t taken, std::uint32_t other, Stream* stream) {
+  insert_free(taken);
+  erase_free(other);
+  order_.take(ranges_[other].fence, stream);
+}
+
 }  // namespace unimem::detail

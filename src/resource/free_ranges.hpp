@@ -88,6 +88,9 @@ class FreeRanges {
 
   void insert_free(std::uint32_t index);
   void erase_free(std::uint32_t index);
+  // Lists range `taken` (taken by take_fit, in no list) again and takes listed free range `other`, which
+  // `stream` may use, instead. Out of line: a rare path, kept apart from the inlined calls of the hot ones.
+  void retake(std::uint32_t taken, std::uint32_t other, Stream* stream);
 
   // Calls fn(index) for every listed free range, in no particular order.
   template <typename Fn>
