@@ -231,6 +231,7 @@ TEST_F(ExpandablePoolTest, ARequestInAPartlyMappedHoleGoesOnItsMappedGranules) {
 TEST_F(ExpandablePoolTest, SmallRequestsShareAGranule) {
   ExpandablePool pool(device_);
   std::vector<Allocation> live;
+  live.reserve(8);
   for (int i = 0; i < 8; ++i) live.push_back(pool.allocate(256 * KiB));
   EXPECT_EQ(pool.usage().reserved_bytes, kGranule);
   EXPECT_EQ(pool.usage().map_calls, 1U);
@@ -247,6 +248,7 @@ TEST_F(ExpandablePoolTest, SmallRequestsShareAGranule) {
 TEST_F(ExpandablePoolTest, OutOfMemoryNamesTheRequestTheMappedBytesAndTheDevice) {
   ExpandablePool pool(small_);
   std::vector<Allocation> fill;
+  fill.reserve(4);
   for (int i = 0; i < 4; ++i) fill.push_back(pool.allocate(16 * MiB));
   const ResourceUsage before = pool.usage();
   try {
@@ -282,6 +284,7 @@ TEST_F(ExpandablePoolTest, AFailedMapOfSeveralRunsLeavesNothingMapped) {
   BackendResource upstream(tiny, 0, MemoryKind::Device);
   ExpandablePool pool(upstream);
   std::vector<Allocation> a;
+  a.reserve(5);
   for (int i = 0; i < 5; ++i) a.push_back(pool.allocate(kGranule));
   pool.deallocate(a[1]);
   pool.deallocate(a[3]);
@@ -516,9 +519,11 @@ TEST_F(ExpandablePoolTest, FourThreadsWithTheirOwnStreamsShareThePool) {
   ExpandablePool pool(device_);
   constexpr int kThreads = 4;
   std::vector<std::unique_ptr<Stream>> streams;
+  streams.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) streams.push_back(sim_.create_stream(0));
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(100 + t));
