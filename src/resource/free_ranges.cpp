@@ -74,9 +74,9 @@ std::size_t FreeRanges::live_count() const noexcept {
 }
 
 void FreeRanges::retake(std::uint32_t taken, std::uint32_t other, Stream* stream) {
+  order_.take(ranges_[other].fence, stream);  // first: if it throws, both ranges stay where they were
   insert_free(taken);
   erase_free(other);
-  order_.take(ranges_[other].fence, stream);
 }
 
 }  // namespace unimem::detail

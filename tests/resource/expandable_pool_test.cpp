@@ -609,6 +609,31 @@ TEST_F(ExpandableStreamOrder, GrowthNeverUnmapsAGranuleOfAPendingFree) {
   EXPECT_EQ(manual_.live_bytes(0), 0U);
 }
 
+// Placement on mapped granules only looks at free ranges the stream may use now: another stream's pending
+// free keeps its hole to itself, and the request maps memory of its own instead.
+TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesSkipsAnotherStreamsPendingFree) {
+  const std::size_t g = kGranule;
+  ExpandablePool pool(upstream_);
+  const Allocation a = pool.allocate(2 * g);  // 0..1
+  const Allocation b = pool.allocate(g);      // 2
+  const Allocation c = pool.allocate(3 * g);  // 3..5: a peak of 6
+  pool.deallocate(a);
+  const Allocation d = pool.allocate(3 * g);  // 6..8, past the peak: a's 2 idle granules go first
+  EXPECT_EQ(d.offset, 6 * g);
+  stream_a_.enqueue();
+  pool.deallocate(c, a_.get());  // 3..5 mapped and idle, pending on A
+  // Best fit for B is a's unmapped hole; c's mapped hole would need none mapped, but its free is pending.
+  const Allocation e = pool.allocate(2 * g, b_.get());
+  EXPECT_EQ(e.offset, 0U);
+  EXPECT_EQ(stream_a_.completed(), 0U) << "the allocation path blocked the host";
+  EXPECT_EQ(pool.usage().reserved_bytes, 9 * g) << "A's pending free kept its granules";
+  pool.deallocate(e, b_.get());
+  for (const Allocation& x : {b, d}) pool.deallocate(x);
+  stream_a_.complete();
+  (void)pool.trim();
+  EXPECT_EQ(manual_.live_bytes(0), 0U);
+}
+
 TEST_F(ExpandableStreamOrder, AGranuleSharedWithAPendingFreeNeighbourStaysMapped) {
   ExpandablePool pool(upstream_);
   // x covers granule 0 and half of 1, y the other half of 1, z granule 2.
