@@ -295,11 +295,17 @@ struct ExpandablePool::State {
     const Range& fit = ranges[index];
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
-    std::size_t missing = end - first - arenas[fit.segment]->mapped.count(first, end);
-    // Only where mapping would first unmap idle granules (mapped would pass the peak): below the peak the
-    // granules are new and best fit's layout is kept, which keeps the peak itself low.
-    const bool moves_granules =
-        mapped_granules() + missing > std::max(peak_touched, touched + missing) && idle_granules() != 0;
+    const Arena& arena = *arenas[fit.segment];
+    const std::size_t missing = end - first - arena.mapped.count(first, end);
+    // Only where map_missing would first unmap idle granules, because mapping would pass the peak with the
+    // request counted: below the peak the granules are new and best fit's layout is kept, which keeps the
+    // peak itself low. The request's granules lie in a free range, so none is touched but its first and last,
+    // which a live neighbour may share.
+    const std::size_t shared = static_cast<std::size_t>(arena.users[first] != 0) +
+                               static_cast<std::size_t>(end - 1 != first && arena.users[end - 1] != 0);
+    const std::size_t touched_after = touched + (end - first) - shared;
+    const bool moves_granules = mapped_granules() + missing > std::max(peak_touched, touched_after) &&
+                                mapped_granules() + missing > touched_after;
     if (!moves_granules) return {};
     std::size_t at = 0;
     if (mapped_position(index, search, at)) return {at, true};
