@@ -74,7 +74,9 @@ std::size_t FreeRanges::live_count() const noexcept {
 }
 
 void FreeRanges::retake(std::uint32_t taken, std::uint32_t other, Stream* stream) {
-  order_.take(ranges_[other].fence, stream);  // first: if it throws, both ranges stay where they were
+  // As take_fit: wait (if it throws, both ranges stay where they were), and keep the fence, which names the
+  // list `other` is unlisted from; carve drops it.
+  order_.wait(ranges_[other].fence, stream);
   insert_free(taken);
   erase_free(other);
 }

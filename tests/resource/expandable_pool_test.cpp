@@ -96,6 +96,49 @@ TEST_F(ExpandablePoolTest, RandomizedModelWritesEveryLiveByteOnABackedDevice) {
 
 // --- mapping ---
 
+// The host-order model above never frees on a stream. Here four streams allocate and free (mostly on their
+// own stream, sometimes on another's), so placement and reuse go through every stream's free list: live
+// ranges never overlap, and everything comes back.
+TEST_F(ExpandablePoolTest, RandomizedStreamsNeverOverlapAndGiveEverythingBack) {
+  ExpandablePool pool(device_);
+  std::vector<std::unique_ptr<Stream>> streams;
+  streams.reserve(4);
+  for (int i = 0; i < 4; ++i) streams.push_back(sim_.create_stream(0));
+  struct Live {
+    Allocation allocation;
+    Stream* stream;
+  };
+  std::vector<Live> live;
+  std::mt19937_64 rng(20261203);
+  const auto overlaps = [&](const Allocation& a) {
+    return std::any_of(live.begin(), live.end(), [&](const Live& l) {
+      return l.allocation.segment == a.segment && a.offset < l.allocation.offset + l.allocation.size &&
+             l.allocation.offset < a.offset + a.size;
+    });
+  };
+  for (int op = 0; op < 20000; ++op) {
+    if (live.size() < 64 && (rng() % 100 < 55 || live.empty())) {
+      Stream* stream = streams[rng() % streams.size()].get();
+      const std::size_t bytes = std::max<std::size_t>(256, rng() % (std::size_t{1} << (12 + rng() % 13)));
+      const Allocation a = pool.allocate(bytes, stream);
+      ASSERT_FALSE(overlaps(a)) << "operation " << op << ": " << bytes << " bytes at " << a.offset;
+      live.push_back({a, stream});
+    } else {
+      const std::size_t k = rng() % live.size();
+      Stream* order = rng() % 8 == 0 ? streams[rng() % streams.size()].get() : live[k].stream;
+      ASSERT_TRUE(pool.deallocate(live[k].allocation, order)) << "operation " << op;
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  for (const Live& l : live) EXPECT_TRUE(pool.deallocate(l.allocation, l.stream));
+  for (const auto& stream : streams) stream->synchronize();
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  (void)pool.trim();
+  EXPECT_EQ(pool.usage().reserved_bytes, 0U);
+  EXPECT_EQ(sim_.live_bytes(0), 0U);
+}
+
 TEST_F(ExpandablePoolTest, AFreedHoleGivesItsGranulesToTheNextGrowthInsteadOfAddingToThem) {
   ExpandablePool pool(device_);
   const Allocation a = pool.allocate(100 * MiB);
@@ -632,6 +675,40 @@ TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesSkipsAnotherStreamsPendin
   stream_a_.complete();
   (void)pool.trim();
   EXPECT_EQ(manual_.live_bytes(0), 0U);
+}
+
+// The mapped range a request moves to may sit on a stream's own free list: it leaves that list, and the
+// pool's lists stay whole (the next requests on the stream neither overlap it nor lose a range).
+TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesTakesARangeOffItsStreamsList) {
+  const std::size_t g = kGranule;
+  ExpandablePool pool(upstream_);
+  const Allocation a = pool.allocate(2 * g);  // 0..1
+  const Allocation b = pool.allocate(g);      // 2
+  const Allocation c = pool.allocate(3 * g);  // 3..5: a peak of 6
+  pool.deallocate(a);
+  const Allocation d = pool.allocate(3 * g);  // 6..8, past the peak: a's 2 idle granules go first
+  pool.deallocate(c, a_.get());               // 3..5 mapped and idle, on A's list
+  const ResourceUsage before = pool.usage();
+  // Best fit is a's unmapped hole; c's mapped hole is A's own, so A's request moves there.
+  const Allocation e = pool.allocate(2 * g, a_.get());
+  EXPECT_GE(e.offset, 3 * g);
+  EXPECT_LE(e.offset, 4 * g);
+  EXPECT_EQ(pool.usage().map_calls, before.map_calls);
+  // What is left of c's hole and a's hole are still found, and never overlap e.
+  const Allocation f = pool.allocate(g, a_.get());
+  const Allocation h = pool.allocate(2 * g, a_.get());
+  for (const Allocation* x : {&f, &h}) {
+    EXPECT_TRUE(x->offset + x->size <= e.offset || x->offset >= e.offset + e.size) << x->offset;
+  }
+  EXPECT_TRUE(f.offset + f.size <= h.offset || f.offset >= h.offset + h.size);
+  for (const Allocation& x : {e, f, h}) pool.deallocate(x, a_.get());
+  for (const Allocation& x : {b, d}) pool.deallocate(x);
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  (void)pool.trim();
+  EXPECT_EQ(manual_.live_bytes(0), 0U);
+  const Allocation whole = pool.allocate(9 * g);
+  EXPECT_EQ(whole.offset, 0U) << "every free range merged back into one";
+  pool.deallocate(whole);
 }
 
 TEST_F(ExpandableStreamOrder, AGranuleSharedWithAPendingFreeNeighbourStaysMapped) {
