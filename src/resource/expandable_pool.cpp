@@ -146,9 +146,12 @@ struct ExpandablePool::State {
     return (end + granule - 1) >> granule_shift;
   }
   [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped >> granule_shift; }
-  // Mapped granules no live range touches, while `unmapped_touched` touched granules still wait for mapping.
-  [[nodiscard]] std::size_t idle_granules(std::size_t unmapped_touched = 0) const noexcept {
-    return mapped_granules() + unmapped_touched - touched;
+  // How far mapping `missing` more granules would take the mapped ones past the peak of touched granules,
+  // with `touched_after` touched then: the idle granules to unmap first (0: none). Idle ones are at hand
+  // whenever it is not 0, since the peak is at least what is touched.
+  [[nodiscard]] std::size_t excess_over_peak(std::size_t missing, std::size_t touched_after) const noexcept {
+    const std::size_t limit = std::max(peak_touched, touched_after);
+    return mapped_granules() + missing > limit ? mapped_granules() + missing - limit : 0;
   }
 
   void map_run(Arena& arena, std::size_t first, std::size_t count) {
@@ -277,8 +280,7 @@ struct ExpandablePool::State {
     bool mapped = false;
   };
   Placement place(std::uint32_t& index, std::size_t search, Stream* stream) {
-    const Range& r = ranges[index];
-    if (arenas[r.segment]->mapped.all_set(first_granule(r.offset), end_granule(r.offset + search))) [[likely]]
+    if (mapped_at(index, 0, search)) [[likely]]
       return {0, true};
     return place_on_mapped(index, search, stream);
   }
@@ -293,26 +295,23 @@ struct ExpandablePool::State {
   [[gnu::noinline, gnu::cold]] Placement place_on_mapped(std::uint32_t& index, std::size_t search,
                                                          Stream* stream) {
     const Range& fit = ranges[index];
+    const Arena& arena = *arenas[fit.segment];
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
-    const Arena& arena = *arenas[fit.segment];
-    const std::size_t missing = end - first - arena.mapped.count(first, end);
-    // Only where map_missing would first unmap idle granules, because mapping would pass the peak with the
-    // request counted: below the peak the granules are new and best fit's layout is kept, which keeps the
-    // peak itself low. The request's granules lie in a free range, so none is touched but its first and last,
-    // which a live neighbour may share.
+    // Only where map_missing would first unmap idle granules: below the peak the granules are new and best
+    // fit's layout is kept, which keeps the peak itself low. The request's granules lie in a free range, so
+    // none is touched but its first and last, which a live neighbour may share.
     const std::size_t shared = static_cast<std::size_t>(arena.users[first] != 0) +
                                static_cast<std::size_t>(end - 1 != first && arena.users[end - 1] != 0);
-    const std::size_t touched_after = touched + (end - first) - shared;
-    const bool moves_granules = mapped_granules() + missing > std::max(peak_touched, touched_after) &&
-                                mapped_granules() + missing > touched_after;
-    if (!moves_granules) return {};
+    if (excess_over_peak(arena.mapped.count_clear(first, end), touched + (end - first) - shared) == 0)
+      return {};
     std::size_t at = 0;
     if (mapped_position(index, search, at)) return {at, true};
     std::uint32_t choice = kNoRange;
     ranges.for_each_fit(search, [&](std::uint32_t other) {
-      if (!ranges.order().ready_for(ranges[other].fence, stream) || !mapped_position(other, search, at))
-        return false;
+      if (!ranges.order().ready_for(ranges[other].fence, stream)) return false;
+      at = 0;
+      if (!mapped_at(other, 0, search) && !mapped_position(other, search, at)) return false;
       choice = other;
       return true;
     });
@@ -323,6 +322,22 @@ struct ExpandablePool::State {
   }
 
   static constexpr int kPlacementRuns = 16;  // bounds the search in a range mapped in many pieces
+
+  // The granules of `search` bytes at `at` into free range `index`: [first, end).
+  [[nodiscard]] std::pair<std::size_t, std::size_t> granules_at(std::uint32_t index, std::size_t at,
+                                                                std::size_t search) const noexcept {
+    const std::size_t offset = ranges[index].offset + at;
+    return {first_granule(offset), end_granule(offset + search)};
+  }
+  [[nodiscard]] bool mapped_at(std::uint32_t index, std::size_t at, std::size_t search) const noexcept {
+    const auto [first, end] = granules_at(index, at, search);
+    return arenas[ranges[index].segment]->mapped.all_set(first, end);
+  }
+  [[nodiscard]] std::size_t missing_at(std::uint32_t index, std::size_t at,
+                                       std::size_t search) const noexcept {
+    const auto [first, end] = granules_at(index, at, search);
+    return arenas[ranges[index].segment]->mapped.count_clear(first, end);
+  }
 
   // Calls fn(at) for the positions placement looks at in free range `index` for `search` bytes past its low
   // end, in order, until fn returns true: its high end, then the start and the end of each of its first
@@ -345,36 +360,25 @@ struct ExpandablePool::State {
     }
   }
 
-  // The first position, the low end or one of for_each_position's, where every granule of `search` bytes is
+  // The first of for_each_position's positions (past the low end) where every granule of `search` bytes is
   // mapped, into `at`; whether there is one. Word scans only, no counting: it runs over many ranges.
   bool mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) const {
-    const std::size_t offset = ranges[index].offset;
-    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
     bool found = false;
-    const auto try_position = [&](std::size_t candidate) {
-      found =
-          mapped_bits.all_set(first_granule(offset + candidate), end_granule(offset + candidate + search));
+    for_each_position(index, search, [&](std::size_t candidate) {
+      found = mapped_at(index, candidate, search);
       if (found) at = candidate;
       return found;
-    };
-    if (!try_position(0)) for_each_position(index, search, try_position);
+    });
     return found;
   }
 
   // The position in free range `index` needing the fewest unmapped granules for `search` bytes: its low end
   // or one of for_each_position's; ties go to the lower address.
   [[nodiscard]] std::size_t fewest_missing_position(std::uint32_t index, std::size_t search) const {
-    const std::size_t offset = ranges[index].offset;
-    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
-    const auto unmapped = [&](std::size_t at) {
-      const std::size_t first = first_granule(offset + at);
-      const std::size_t end = end_granule(offset + at + search);
-      return end - first - mapped_bits.count(first, end);
-    };
     std::size_t best = 0;
-    std::size_t missing = unmapped(0);
+    std::size_t missing = missing_at(index, 0, search);
     for_each_position(index, search, [&](std::size_t at) {
-      const std::size_t m = unmapped(at);
+      const std::size_t m = missing_at(index, at, search);
       if (m < missing || (m == missing && at < best)) {
         best = at;
         missing = m;
@@ -406,12 +410,12 @@ struct ExpandablePool::State {
   [[gnu::noinline, gnu::cold]] void map_missing(Arena& arena, std::size_t first, std::size_t end,
                                                 std::size_t offset, std::size_t size, std::size_t requested,
                                                 std::size_t peak_before) {
-    const std::size_t missing = end - first - arena.mapped.count(first, end);
+    const std::size_t missing = arena.mapped.count_clear(first, end);
     std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
     try {
-      // Only idle granules can go: with none, no free range needs looking at.
-      if (mapped_granules() + missing > peak_touched && idle_granules(missing) != 0)
-        (void)reclaim(std::min(mapped_granules() + missing - peak_touched, idle_granules(missing)), false);
+      // ensure_mapped has counted the range as touched.
+      if (const std::size_t excess = excess_over_peak(missing, touched); excess != 0)
+        (void)reclaim(excess, false);
       for (std::size_t g = arena.mapped.first_with(first, end, false); g < end;
            g = arena.mapped.first_with(g, end, false)) {
         const std::size_t run_end = arena.mapped.first_with(g, end, true);

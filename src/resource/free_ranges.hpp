@@ -92,16 +92,6 @@ class FreeRanges {
   // `stream` may use, instead. Out of line: a rare path, kept apart from the inlined calls of the hot ones.
   void retake(std::uint32_t taken, std::uint32_t other, Stream* stream);
 
-  // Calls fn(index) for every listed free range, in no particular order.
-  template <typename Fn>
-  void for_each_free(const Fn& fn) const {
-    for (const StreamFreeList& list : lists_) {
-      for (std::uint32_t bin = next_bin(list, 0); bin != kBins; bin = next_bin(list, bin + 1)) {
-        for (std::uint32_t i = list.heads[bin]; i != kNoRange; i = ranges_[i].bin_next) fn(i);
-      }
-    }
-  }
-
   // Calls fn(index) for listed free ranges of at least `search` bytes, list by list and each list's bins
   // from the smallest sizes up, until fn returns true: a scan for a fit with a property of the pool's own
   // that stops at the first, which is near the smallest of its list (bins are under 1/32 wide).
@@ -114,6 +104,15 @@ class FreeRanges {
         }
       }
     }
+  }
+
+  // Calls fn(index) for every listed free range.
+  template <typename Fn>
+  void for_each_free(const Fn& fn) const {
+    for_each_fit(0, [&](std::uint32_t index) {
+      fn(index);
+      return false;
+    });
   }
 
   // Waits for every fence (host order) and drops it: for a pool giving all its memory back.

@@ -36,6 +36,11 @@ class GranuleBitmap {
     return n;
   }
 
+  // Clear bits in [first, end): the unmapped granules of a span.
+  [[nodiscard]] std::size_t count_clear(std::size_t first, std::size_t end) const noexcept {
+    return end - first - count(first, end);
+  }
+
   // Whether every bit in [first, end) is set (first < end): one word's test when they share a word, as the
   // granules of most allocations do.
   [[nodiscard]] bool all_set(std::size_t first, std::size_t end) const noexcept {
