@@ -323,20 +323,11 @@ struct ExpandablePool::State {
 
   static constexpr int kPlacementRuns = 16;  // bounds the search in a range mapped in many pieces
 
-  // The granules of `search` bytes at `at` into free range `index`: [first, end).
-  [[nodiscard]] std::pair<std::size_t, std::size_t> granules_at(std::uint32_t index, std::size_t at,
-                                                                std::size_t search) const noexcept {
-    const std::size_t offset = ranges[index].offset + at;
-    return {first_granule(offset), end_granule(offset + search)};
-  }
+  // Whether every granule of `search` bytes at `at` into free range `index` is mapped.
   [[nodiscard]] bool mapped_at(std::uint32_t index, std::size_t at, std::size_t search) const noexcept {
-    const auto [first, end] = granules_at(index, at, search);
-    return arenas[ranges[index].segment]->mapped.all_set(first, end);
-  }
-  [[nodiscard]] std::size_t missing_at(std::uint32_t index, std::size_t at,
-                                       std::size_t search) const noexcept {
-    const auto [first, end] = granules_at(index, at, search);
-    return arenas[ranges[index].segment]->mapped.count_clear(first, end);
+    const Range& r = ranges[index];
+    return arenas[r.segment]->mapped.all_set(first_granule(r.offset + at),
+                                             end_granule(r.offset + at + search));
   }
 
   // Calls fn(at) for the positions placement looks at in free range `index` for `search` bytes past its low
@@ -363,9 +354,12 @@ struct ExpandablePool::State {
   // The first of for_each_position's positions (past the low end) where every granule of `search` bytes is
   // mapped, into `at`; whether there is one. Word scans only, no counting: it runs over many ranges.
   bool mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) const {
+    const std::size_t offset = ranges[index].offset;
+    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
     bool found = false;
     for_each_position(index, search, [&](std::size_t candidate) {
-      found = mapped_at(index, candidate, search);
+      found =
+          mapped_bits.all_set(first_granule(offset + candidate), end_granule(offset + candidate + search));
       if (found) at = candidate;
       return found;
     });
@@ -375,10 +369,15 @@ struct ExpandablePool::State {
   // The position in free range `index` needing the fewest unmapped granules for `search` bytes: its low end
   // or one of for_each_position's; ties go to the lower address.
   [[nodiscard]] std::size_t fewest_missing_position(std::uint32_t index, std::size_t search) const {
+    const std::size_t offset = ranges[index].offset;
+    const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
+    const auto missing_at = [&](std::size_t at) {
+      return mapped_bits.count_clear(first_granule(offset + at), end_granule(offset + at + search));
+    };
     std::size_t best = 0;
-    std::size_t missing = missing_at(index, 0, search);
+    std::size_t missing = missing_at(0);
     for_each_position(index, search, [&](std::size_t at) {
-      const std::size_t m = missing_at(index, at, search);
+      const std::size_t m = missing_at(at);
       if (m < missing || (m == missing && at < best)) {
         best = at;
         missing = m;
