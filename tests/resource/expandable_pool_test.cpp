@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "backend/backend_fixture.hpp"
@@ -608,6 +609,22 @@ class ExpandableStreamOrder : public ::testing::Test {
   std::unique_ptr<Stream> b_ = manual_.create_stream(0);
   ManualStream& stream_a_ = dynamic_cast<ManualStream&>(*a_);
   ManualStream& stream_b_ = dynamic_cast<ManualStream&>(*b_);
+
+  // Granules 0..1 unmapped and free (a's hole), 2 live (b), 3..5 mapped and free on stream A (c's hole,
+  // pending while A has queued work), 6..8 live (d): the pool at its peak, so mapping a's hole would unmap
+  // c's granules. Returns b and d.
+  std::pair<Allocation, Allocation> peak_beside_an_unmapped_hole(ExpandablePool& pool) {
+    const std::size_t g = kGranule;
+    const Allocation a = pool.allocate(2 * g);
+    const Allocation b = pool.allocate(g);
+    const Allocation c = pool.allocate(3 * g);  // a peak of 6
+    pool.deallocate(a);
+    const Allocation d = pool.allocate(3 * g);  // past the peak: a's 2 idle granules go first
+    EXPECT_EQ(d.offset, 6 * g);
+    EXPECT_EQ(pool.usage().reserved_bytes, 7 * g);
+    pool.deallocate(c, a_.get());
+    return {b, d};
+  }
 };
 
 TEST_F(ExpandableStreamOrder, AFullDeviceWaitsForPendingFreesBeforeGivingUp) {
@@ -657,14 +674,8 @@ TEST_F(ExpandableStreamOrder, GrowthNeverUnmapsAGranuleOfAPendingFree) {
 TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesSkipsAnotherStreamsPendingFree) {
   const std::size_t g = kGranule;
   ExpandablePool pool(upstream_);
-  const Allocation a = pool.allocate(2 * g);  // 0..1
-  const Allocation b = pool.allocate(g);      // 2
-  const Allocation c = pool.allocate(3 * g);  // 3..5: a peak of 6
-  pool.deallocate(a);
-  const Allocation d = pool.allocate(3 * g);  // 6..8, past the peak: a's 2 idle granules go first
-  EXPECT_EQ(d.offset, 6 * g);
   stream_a_.enqueue();
-  pool.deallocate(c, a_.get());  // 3..5 mapped and idle, pending on A
+  const auto [b, d] = peak_beside_an_unmapped_hole(pool);  // c's mapped hole pending on A
   // Best fit for B is a's unmapped hole; c's mapped hole would need none mapped, but its free is pending.
   const Allocation e = pool.allocate(2 * g, b_.get());
   EXPECT_EQ(e.offset, 0U);
@@ -682,12 +693,7 @@ TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesSkipsAnotherStreamsPendin
 TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesTakesARangeOffItsStreamsList) {
   const std::size_t g = kGranule;
   ExpandablePool pool(upstream_);
-  const Allocation a = pool.allocate(2 * g);  // 0..1
-  const Allocation b = pool.allocate(g);      // 2
-  const Allocation c = pool.allocate(3 * g);  // 3..5: a peak of 6
-  pool.deallocate(a);
-  const Allocation d = pool.allocate(3 * g);  // 6..8, past the peak: a's 2 idle granules go first
-  pool.deallocate(c, a_.get());               // 3..5 mapped and idle, on A's list
+  const auto [b, d] = peak_beside_an_unmapped_hole(pool);  // c's mapped hole on A's list
   const ResourceUsage before = pool.usage();
   // Best fit is a's unmapped hole; c's mapped hole is A's own, so A's request moves there.
   const Allocation e = pool.allocate(2 * g, a_.get());
