@@ -4,6 +4,7 @@
 // step over whole words: a reclaim scan over a hole hundreds of granules wide, most of them unmapped, costs
 // a few instructions per 64 granules instead of several per granule.
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -26,11 +27,19 @@ class GranuleBitmap {
   void set(std::size_t first, std::size_t count) noexcept { assign(first, first + count, true); }
   void clear(std::size_t first, std::size_t count) noexcept { assign(first, first + count, false); }
 
-  // Set bits in [first, end).
-  [[nodiscard]] std::size_t count(std::size_t first, std::size_t end) const noexcept {
+  // Set bits in [first, end). Mapped granules come in runs, so most words a span reaches are wholly set or
+  // wholly clear within it; those are counted from the span's bounds, and only a word holding a run's edge
+  // takes a population count (a libgcc call of a dozen instructions where the build may not assume the CPU
+  // has the instruction).
+  [[nodiscard, gnu::noinline]] std::size_t count(std::size_t first, std::size_t end) const noexcept {
     std::size_t n = 0;
     for_words(first, end, [&](std::size_t w, std::uint64_t mask) {
-      n += static_cast<std::size_t>(std::popcount(words_[w] & mask));
+      const std::uint64_t bits = words_[w] & mask;
+      if (bits == mask) {
+        n += std::min(end, w * 64 + 64) - std::max(first, w * 64);
+      } else if (bits != 0) {
+        n += static_cast<std::size_t>(std::popcount(bits));
+      }
       return false;
     });
     return n;
@@ -53,7 +62,8 @@ class GranuleBitmap {
   }
 
   // The lowest granule in [first, end) whose bit is `value`; `end` if none.
-  [[nodiscard]] std::size_t first_with(std::size_t first, std::size_t end, bool value) const noexcept {
+  [[nodiscard, gnu::noinline]] std::size_t first_with(std::size_t first, std::size_t end,
+                                                      bool value) const noexcept {
     std::size_t found = end;
     for_words(first, end, [&](std::size_t w, std::uint64_t mask) {
       const std::uint64_t hits = (value ? words_[w] : ~words_[w]) & mask;
@@ -67,29 +77,42 @@ class GranuleBitmap {
   // The highest granule in [first, end) whose bit is set; kNone if none.
   [[nodiscard]] std::size_t last_set(std::size_t first, std::size_t end) const noexcept {
     if (first >= end) return kNone;
-    for (std::size_t w = (end - 1) / 64 + 1; w-- > first / 64;) {
-      const std::uint64_t hits = words_[w] & word_mask(w, first, end);
+    const std::size_t low = first / 64;
+    for (std::size_t w = (end - 1) / 64 + 1; w-- > low;) {
+      std::uint64_t hits = words_[w];
+      if (w == (end - 1) / 64) hits &= tail_mask(end);
+      if (w == low) hits &= head_mask(first);
       if (hits != 0) return w * 64 + 63 - static_cast<std::size_t>(std::countl_zero(hits));
     }
     return kNone;
   }
 
  private:
-  // The bits of word w that lie in [first, end).
-  [[nodiscard]] static std::uint64_t word_mask(std::size_t w, std::size_t first, std::size_t end) noexcept {
-    std::uint64_t mask = ~std::uint64_t{0};
-    if (first > w * 64) mask &= ~std::uint64_t{0} << (first - w * 64);
-    if (end < w * 64 + 64) mask &= ~(~std::uint64_t{0} << (end - w * 64));
-    return mask;
+  // The bits of first's word from first up, and of the word holding end - 1 up to it.
+  [[nodiscard]] static std::uint64_t head_mask(std::size_t first) noexcept {
+    return ~std::uint64_t{0} << (first % 64);
+  }
+  [[nodiscard]] static std::uint64_t tail_mask(std::size_t end) noexcept {
+    return ~std::uint64_t{0} >> (63 - (end - 1) % 64);
   }
 
-  // Calls fn(word, mask) for each word [first, end) reaches, in order, until fn returns true.
+  // Calls fn(word, mask) for each word [first, end) reaches, in order, until fn returns true; mask holds the
+  // word's bits inside [first, end). Only the two end words have partial masks, so the words between (most of
+  // a long scan) cost a load and a test each.
   template <typename Fn>
   void for_words(std::size_t first, std::size_t end, const Fn& fn) const noexcept {
     if (first >= end) return;
-    for (std::size_t w = first / 64; w <= (end - 1) / 64; ++w) {
-      if (fn(w, word_mask(w, first, end))) return;
+    const std::size_t low = first / 64;
+    const std::size_t high = (end - 1) / 64;
+    if (low == high) {
+      fn(low, head_mask(first) & tail_mask(end));
+      return;
     }
+    if (fn(low, head_mask(first))) return;
+    for (std::size_t w = low + 1; w < high; ++w) {
+      if (fn(w, ~std::uint64_t{0})) return;
+    }
+    fn(high, tail_mask(end));
   }
 
   void assign(std::size_t first, std::size_t end, bool value) noexcept {
