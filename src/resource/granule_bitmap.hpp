@@ -4,7 +4,6 @@
 // step over whole words: a reclaim scan over a hole hundreds of granules wide, most of them unmapped, costs
 // a few instructions per 64 granules instead of several per granule.
 
-#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -28,15 +27,17 @@ class GranuleBitmap {
   void clear(std::size_t first, std::size_t count) noexcept { assign(first, first + count, false); }
 
   // Set bits in [first, end). Mapped granules come in runs, so most words a span reaches are wholly set or
-  // wholly clear within it; those are counted from the span's bounds, and only a word holding a run's edge
-  // takes a population count (a libgcc call of a dozen instructions where the build may not assume the CPU
-  // has the instruction).
+  // wholly clear within it; a wholly set one counts its mask's width (contiguous bits, measured from its
+  // ends), and only a word holding a run's edge takes a population count (a libgcc call of a dozen
+  // instructions where the build may not assume the CPU has the instruction). Out of line, as first_with:
+  // for_words calls fn from three places, and inlined into the pools' allocation paths that pushed their
+  // free-list calls past GCC's inlining limits.
   [[nodiscard, gnu::noinline]] std::size_t count(std::size_t first, std::size_t end) const noexcept {
     std::size_t n = 0;
     for_words(first, end, [&](std::size_t w, std::uint64_t mask) {
       const std::uint64_t bits = words_[w] & mask;
       if (bits == mask) {
-        n += std::min(end, w * 64 + 64) - std::max(first, w * 64);
+        n += static_cast<std::size_t>(64 - std::countl_zero(mask) - std::countr_zero(mask));
       } else if (bits != 0) {
         n += static_cast<std::size_t>(std::popcount(bits));
       }
@@ -61,7 +62,7 @@ class GranuleBitmap {
     return first_with(first, end, false) == end;
   }
 
-  // The lowest granule in [first, end) whose bit is `value`; `end` if none.
+  // The lowest granule in [first, end) whose bit is `value`; `end` if none. Out of line: see count().
   [[nodiscard, gnu::noinline]] std::size_t first_with(std::size_t first, std::size_t end,
                                                       bool value) const noexcept {
     std::size_t found = end;
@@ -78,9 +79,10 @@ class GranuleBitmap {
   [[nodiscard]] std::size_t last_set(std::size_t first, std::size_t end) const noexcept {
     if (first >= end) return kNone;
     const std::size_t low = first / 64;
-    for (std::size_t w = (end - 1) / 64 + 1; w-- > low;) {
+    const std::size_t high = (end - 1) / 64;
+    for (std::size_t w = high + 1; w-- > low;) {
       std::uint64_t hits = words_[w];
-      if (w == (end - 1) / 64) hits &= tail_mask(end);
+      if (w == high) hits &= tail_mask(end);
       if (w == low) hits &= head_mask(first);
       if (hits != 0) return w * 64 + 63 - static_cast<std::size_t>(std::countl_zero(hits));
     }
