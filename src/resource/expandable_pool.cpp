@@ -28,11 +28,7 @@ struct ExpandablePool::State {
     Segment range;
     std::uint32_t guard = kNoRange;
     detail::GranuleBitmap mapped;  // per pool granule up to the frontier, set when mapped
-    // Per pool granule: live ranges touching it, kept for the granules a live range may share with a
-    // neighbour (its first and last). A live range's other granules are its alone, and the idle-granule
-    // scans never look at them: they only scan free ranges and what lies past the frontier.
-    std::vector<std::uint32_t> users;
-    std::size_t mapped_end = 0;  // past the highest granule ever mapped
+    std::size_t mapped_end = 0;    // past the highest granule ever mapped
   };
 
   State(ExpandablePool& owner, std::size_t pool_granule, std::size_t reservation_bytes)
@@ -51,11 +47,12 @@ struct ExpandablePool::State {
   std::vector<std::unique_ptr<Arena>> arenas;     // index = segment number in `ranges`; addresses never move
   std::vector<std::uint32_t> reclaim_candidates;  // reclaim's, kept to spare an allocation per call
 
-  std::size_t mapped = 0;   // bytes
-  std::size_t touched = 0;  // granules some live range touches (all mapped)
-  // The most granules live ranges have touched at once since the start or the last trim: mapping stays
-  // within it while idle granules are at hand.
-  std::size_t peak_touched = 0;
+  std::size_t mapped = 0;  // bytes
+  // Granules mapping may reach while idle granules are at hand. Raised only when a growth finds too few idle
+  // granules to unmap, to the granules then mapped less those pending frees hold; so (every free settled) it
+  // is the most granules live ranges have touched at once since the start or the last trim, kept without
+  // counting touched granules on every allocation and free.
+  std::size_t mapping_limit = 0;
   std::uint64_t map_calls = 0;
   std::uint64_t unmap_calls = 0;
   std::uint64_t hits = 0;
@@ -87,7 +84,6 @@ struct ExpandablePool::State {
     const std::size_t needed = end_granule(frontier);
     if (needed <= arena.mapped.size()) return;
     const std::size_t target = std::min(std::max(needed, 2 * arena.mapped.size()), reservation / granule);
-    arena.users.resize(target, 0);
     arena.mapped.resize(target);
   }
 
@@ -146,12 +142,10 @@ struct ExpandablePool::State {
     return (end + granule - 1) >> granule_shift;
   }
   [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped >> granule_shift; }
-  // How far mapping `missing` more granules would take the mapped ones past the peak of touched granules,
-  // with `touched_after` touched then: the idle granules to unmap first (0: none). Idle ones are at hand
-  // whenever it is not 0, since the peak is at least what is touched.
-  [[nodiscard]] std::size_t excess_over_peak(std::size_t missing, std::size_t touched_after) const noexcept {
-    const std::size_t limit = std::max(peak_touched, touched_after);
-    return mapped_granules() + missing > limit ? mapped_granules() + missing - limit : 0;
+  // How far mapping `missing` more granules would take the mapped ones past the limit: the idle granules to
+  // unmap first (0: none). When fewer are idle, the pool is growing past its peak.
+  [[nodiscard]] std::size_t excess_over_limit(std::size_t missing) const noexcept {
+    return mapped_granules() + missing > mapping_limit ? mapped_granules() + missing - mapping_limit : 0;
   }
 
   void map_run(Arena& arena, std::size_t first, std::size_t count) {
@@ -169,23 +163,7 @@ struct ExpandablePool::State {
     mapped -= count * granule;
   }
 
-  // The granules of live range [offset, offset + size) gain or lose it as a user.
-  void add_users(Arena& arena, std::size_t offset, std::size_t size) noexcept {
-    const std::size_t first = first_granule(offset);
-    const std::size_t last = end_granule(offset + size) - 1;
-    if (arena.users[first]++ == 0) ++touched;
-    if (last != first && arena.users[last]++ == 0) ++touched;
-    touched += last > first + 1 ? last - first - 1 : 0;
-  }
-  void drop_users(Arena& arena, std::size_t offset, std::size_t size) noexcept {
-    const std::size_t first = first_granule(offset);
-    const std::size_t last = end_granule(offset + size) - 1;
-    if (--arena.users[first] == 0) --touched;
-    if (last != first && --arena.users[last] == 0) --touched;
-    touched -= last > first + 1 ? last - first - 1 : 0;
-  }
-
-  // Unmaps mapped granules of [low, high) that no live range touches, from the top, up to want - done.
+  // Unmaps mapped granules of [low, high), which no live range touches, from the top, up to want - done.
   void unmap_idle(Arena& arena, std::size_t low, std::size_t high, std::size_t want, std::size_t& done) {
     std::size_t g = high;
     while (g > low && done < want) {
@@ -193,34 +171,29 @@ struct ExpandablePool::State {
           arena.mapped.last_set(low, g);  // unmapped granules are skipped a word at a time
       if (top == detail::GranuleBitmap::kNone) return;
       g = top + 1;
-      if (arena.users[top] != 0) {
-        g = top;
-        continue;
-      }
       std::size_t start = top;
-      while (start > low && arena.mapped.test(start - 1) && arena.users[start - 1] == 0 &&
-             g - start < want - done) {
-        --start;
-      }
+      while (start > low && arena.mapped.test(start - 1) && g - start < want - done) --start;
       unmap_run(arena, start, g - start);
       done += g - start;
       g = start;
     }
   }
 
-  // Whether free range `index` may lose its memory now: its free's event has completed (or it needs none),
-  // or, when `wait`, once waited for on the host. Live ranges and guards keep their granules through users.
+  // Whether range `index` lets a granule it reaches into go: a free range whose free's event has completed
+  // (or needs none), or, when `wait`, once waited for on the host; a guard, which holds nothing. A live range
+  // keeps every granule it touches.
   bool settled(std::uint32_t index, bool wait) {
     const Range& r = ranges[index];
-    if (!r.free || ranges.order().ready_for(r.fence, nullptr)) return true;
+    if (!r.free) return r.requested == 0;
+    if (ranges.order().ready_for(r.fence, nullptr)) return true;
     if (!wait) return false;
     ranges.order().wait(r.fence, nullptr);
     return true;
   }
 
-  // Whether every free range sharing granule `g` with range `index` (its neighbours in the address list
-  // that reach into the granule) is settled: a granule at a range's edge may hold another stream's pending
-  // free.
+  // Whether every other range reaching into granule `g` at range `index`'s edge (its neighbours in the
+  // address list) lets it go: the edge granules of a free range may hold a live neighbour or another
+  // stream's pending free.
   bool neighbours_settled(std::uint32_t index, std::size_t g, bool wait) {
     const std::size_t low = g * granule;
     const std::size_t high = low + granule;
@@ -234,11 +207,17 @@ struct ExpandablePool::State {
     return true;
   }
 
+  // What reclaim did: granules unmapped, and mapped granules inside free ranges it skipped because their
+  // free is still pending (idle once it completes).
+  struct Reclaimed {
+    std::size_t unmapped = 0;
+    std::size_t pending = 0;
+  };
+
   // Unmaps up to `want` idle granules: those inside free ranges, largest ranges first, then those mapped
   // ahead past each range's frontier. Frees whose event has not completed are skipped, or waited for (host
-  // order) when `wait`; so is a granule at a range's edge that a pending neighbour shares. Returns the
-  // granules unmapped.
-  std::size_t reclaim(std::size_t want, bool wait) {
+  // order) when `wait`; so is a granule at a range's edge that a pending neighbour shares.
+  Reclaimed reclaim(std::size_t want, bool wait) {
     std::vector<std::uint32_t>& candidates = reclaim_candidates;
     candidates.clear();
     ranges.for_each_free([&](std::uint32_t index) {
@@ -250,11 +229,15 @@ struct ExpandablePool::State {
     std::sort(candidates.begin(), candidates.end(),
               [&](std::uint32_t x, std::uint32_t y) { return ranges[x].size > ranges[y].size; });
     std::size_t done = 0;
+    std::size_t pending = 0;
     for (const std::uint32_t index : candidates) {
-      if (done == want) return done;
-      if (!settled(index, wait)) continue;
+      if (done == want) return {done, pending};
       const Range& r = ranges[index];
-      // Granules shared with a live neighbour have users; only wholly free ones go.
+      if (!settled(index, wait)) {
+        pending += arenas[r.segment]->mapped.count(end_granule(r.offset), first_granule(r.offset + r.size));
+        continue;
+      }
+      // Only wholly free granules go: not those a live or pending neighbour shares.
       std::size_t low = first_granule(r.offset);
       std::size_t high = end_granule(r.offset + r.size);
       if (r.offset % granule != 0 && !neighbours_settled(index, low, wait)) ++low;
@@ -263,13 +246,13 @@ struct ExpandablePool::State {
       unmap_idle(*arenas[r.segment], low, high, want, done);
     }
     for (const auto& arena : arenas) {
-      if (done == want) return done;
+      if (done == want) return {done, pending};
       const std::size_t frontier = ranges[arena->guard].offset;
       std::size_t low = first_granule(frontier);
       if (frontier % granule != 0 && !neighbours_settled(arena->guard, low, wait)) ++low;
       unmap_idle(*arena, low, arena->mapped_end, want, done);
     }
-    return done;
+    return {done, pending};
   }
 
   // Where an allocation of `search` bytes (the alignment's slack included) goes: free range `index` (taken
@@ -298,13 +281,9 @@ struct ExpandablePool::State {
     const Arena& arena = *arenas[fit.segment];
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
-    // Only where map_missing would first unmap idle granules: below the peak the granules are new and best
-    // fit's layout is kept, which keeps the peak itself low. The request's granules lie in a free range, so
-    // none is touched but its first and last, which a live neighbour may share.
-    const std::size_t shared = static_cast<std::size_t>(arena.users[first] != 0) +
-                               static_cast<std::size_t>(end - 1 != first && arena.users[end - 1] != 0);
-    if (excess_over_peak(arena.mapped.count_clear(first, end), touched + (end - first) - shared) == 0)
-      return {};
+    // Only where map_missing would first unmap idle granules: below the limit the granules are new and best
+    // fit's layout is kept, which keeps the peak itself low.
+    if (excess_over_limit(arena.mapped.count_clear(first, end)) == 0) return {};
     std::size_t at = 0;
     if (mapped_position(index, search, at)) return {at, true};
     std::uint32_t choice = kNoRange;
@@ -388,33 +367,28 @@ struct ExpandablePool::State {
   }
 
   // Maps every unmapped granule that live range [offset, offset + size) of `arena` touches. When that would
-  // take the mapped granules past the most that live ranges have ever touched at once, idle granules are
-  // unmapped first, as many as the excess. Returns whether anything was mapped. On failure nothing this
-  // call mapped stays mapped, the range's granules lose it as a user and the peak is what it was.
-  // `known_mapped`: place() found the granules mapped.
+  // take the mapped granules past the limit, idle granules are unmapped first, as many as the excess.
+  // Returns whether anything was mapped. On failure nothing this call mapped stays mapped and the limit is
+  // what it was. `known_mapped`: place() found the granules mapped.
   bool ensure_mapped(Arena& arena, std::size_t offset, std::size_t size, std::size_t requested,
                      bool known_mapped) {
-    const std::size_t peak_before = peak_touched;
-    add_users(arena, offset, size);
-    peak_touched = std::max(peak_touched, touched);
     const std::size_t first = first_granule(offset);
     const std::size_t end = end_granule(offset + size);
     if (known_mapped || arena.mapped.all_set(first, end)) [[likely]]
       return false;
-    map_missing(arena, first, end, offset, size, requested, peak_before);
+    map_missing(arena, first, end, requested);
     return true;
   }
 
-  // ensure_mapped's slow part: maps the unmapped granules of [first, end), for the range at `offset`.
+  // ensure_mapped's slow part: maps the unmapped granules of [first, end).
   [[gnu::noinline, gnu::cold]] void map_missing(Arena& arena, std::size_t first, std::size_t end,
-                                                std::size_t offset, std::size_t size, std::size_t requested,
-                                                std::size_t peak_before) {
+                                                std::size_t requested) {
     const std::size_t missing = arena.mapped.count_clear(first, end);
     std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
+    std::size_t pending = 0;
     try {
-      // ensure_mapped has counted the range as touched.
-      if (const std::size_t excess = excess_over_peak(missing, touched); excess != 0)
-        (void)reclaim(excess, false);
+      if (const std::size_t excess = excess_over_limit(missing); excess != 0)
+        pending = reclaim(excess, false).pending;
       for (std::size_t g = arena.mapped.first_with(first, end, false); g < end;
            g = arena.mapped.first_with(g, end, false)) {
         const std::size_t run_end = arena.mapped.first_with(g, end, true);
@@ -422,15 +396,14 @@ struct ExpandablePool::State {
           map_run(arena, g, run_end - g);
         } catch (const OutOfMemory&) {
           // The device is full: give back every idle granule, waiting for pending frees, and try once more.
-          if (reclaim(std::numeric_limits<std::size_t>::max(), true) == 0) throw;
+          if (reclaim(std::numeric_limits<std::size_t>::max(), true).unmapped == 0) throw;
           map_run(arena, g, run_end - g);
         }
         done.emplace_back(g, run_end - g);
         g = run_end;
       }
     } catch (const OutOfMemory& e) {
-      undo(arena, done, offset, size);
-      peak_touched = peak_before;
+      undo(arena, done);
       const MemoryInfo memory = backend().memory_info(pool.device().index);
       throw OutOfMemory(requested, to_string(pool.device()), memory.free_bytes, memory.total_bytes,
                         "ExpandablePool: mapping " + std::to_string(missing * granule) +
@@ -438,15 +411,15 @@ struct ExpandablePool::State {
                             std::to_string(mapped) + " bytes mapped, device memory " +
                             std::to_string(memory.total_bytes) + " bytes (" + e.what() + ")");
     } catch (...) {
-      undo(arena, done, offset, size);
-      peak_touched = peak_before;
+      undo(arena, done);
       throw;
     }
+    // Past the limit only when too few idle granules could go: live ranges touch the rest, or frees still
+    // pending hold them, and those do not raise the limit (a later growth unmaps them once they complete).
+    mapping_limit = std::max(mapping_limit, mapped_granules() - std::min(pending, mapped_granules()));
   }
 
-  void undo(Arena& arena, const std::vector<std::pair<std::size_t, std::size_t>>& runs, std::size_t offset,
-            std::size_t size) noexcept {
-    drop_users(arena, offset, size);
+  void undo(Arena& arena, const std::vector<std::pair<std::size_t, std::size_t>>& runs) noexcept {
     for (const auto& [first, count] : runs) {
       try {
         unmap_run(arena, first, count);
@@ -545,19 +518,14 @@ bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream)
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
   return detail::checked_free(*this, "ExpandablePool", allocation, s.is_live(index, allocation), stream,
-                              [&](Stream* order) {
-                                const Range& r = s.ranges[index];
-                                // Before free_range, which merges the record away.
-                                s.drop_users(*s.arenas[r.segment], r.offset, r.size);
-                                (void)s.ranges.free_range(index, order);
-                              });
+                              [&](Stream* order) { (void)s.ranges.free_range(index, order); });
 }
 
 std::size_t ExpandablePool::do_trim() {
   State& s = *state_;
   const std::lock_guard lock(s.mutex);
-  const std::size_t unmapped = s.reclaim(std::numeric_limits<std::size_t>::max(), true) * granule_;
-  s.peak_touched = s.touched;
+  const std::size_t unmapped = s.reclaim(std::numeric_limits<std::size_t>::max(), true).unmapped * granule_;
+  s.mapping_limit = s.mapped_granules();  // every idle granule is gone: what live ranges touch now
   return unmapped;
 }
 

@@ -669,6 +669,32 @@ TEST_F(ExpandableStreamOrder, GrowthNeverUnmapsAGranuleOfAPendingFree) {
   EXPECT_EQ(manual_.live_bytes(0), 0U);
 }
 
+// Granules a pending free held when the pool grew past its peak do not raise the limit: once the free
+// completes they are idle, and the next growth unmaps them rather than keeping them on top of the peak.
+TEST_F(ExpandableStreamOrder, GranulesOfAPendingFreeDoNotRaiseTheMappingLimit) {
+  ExpandablePool pool(upstream_);
+  const std::size_t g = kGranule;
+  const Allocation w0 = pool.allocate(g);               // granule 0
+  const Allocation x = pool.allocate(2 * g, a_.get());  // granules 1 and 2
+  const Allocation w3 = pool.allocate(g);               // granule 3: a peak of 4
+  stream_a_.enqueue();
+  pool.deallocate(x, a_.get());
+  // x's hole is too small and pending on A: y grows to granules 4..6 with x's granules still mapped, 5 of the
+  // 7 mapped granules touched.
+  const Allocation y = pool.allocate(3 * g, b_.get());
+  EXPECT_EQ(y.offset, 4 * g);
+  EXPECT_EQ(pool.usage().reserved_bytes, 7 * g);
+  stream_a_.complete();
+  pool.deallocate(y, b_.get());
+  // u fits no hole and grows y's into granule 7; the mapped granules may reach the peak of 6 touched (w0, w3
+  // and u), so both of x's idle granules go, not just the one the new granule replaces.
+  const Allocation u = pool.allocate(4 * g);
+  EXPECT_EQ(u.offset, 4 * g);
+  EXPECT_EQ(pool.usage().reserved_bytes, 6 * g) << "x's granules stayed mapped past the peak";
+  EXPECT_EQ(manual_.live_bytes(0), 6 * g);
+  for (const Allocation& live : {w0, w3, u}) pool.deallocate(live);
+}
+
 // Placement on mapped granules only looks at free ranges the stream may use now: another stream's pending
 // free keeps its hole to itself, and the request maps memory of its own instead.
 TEST_F(ExpandableStreamOrder, PlacementOnMappedGranulesSkipsAnotherStreamsPendingFree) {

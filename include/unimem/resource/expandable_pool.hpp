@@ -20,8 +20,8 @@
 //   most idle bytes per call, and best fit sends requests to the smallest range that fits, so the largest
 //   are the least likely to be needed again soon), skipping frees whose stream event has not completed
 //   (unmapping is not stream-ordered, and the allocation path never blocks the host); then the missing
-//   granules are mapped, one backend call per contiguous run. So mapped bytes never grow while idle mapped
-//   granules are at hand, and peak mapped bytes stay within the granules live ranges touch.
+//   granules are mapped, one backend call per contiguous run. So mapped bytes never pass their peak while
+//   idle mapped granules are at hand, and peak mapped bytes stay within the granules live ranges touch.
 // - trim() unmaps every wholly free granule, waiting for pending frees; a failed map unmaps every wholly free
 //   granule and retries once before OutOfMemory names the request, the mapped bytes and the device's
 //   memory.
