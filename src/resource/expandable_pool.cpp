@@ -167,12 +167,13 @@ struct ExpandablePool::State {
   void unmap_idle(Arena& arena, std::size_t low, std::size_t high, std::size_t want, std::size_t& done) {
     std::size_t g = high;
     while (g > low && done < want) {
-      const std::size_t top =
-          arena.mapped.last_set(low, g);  // unmapped granules are skipped a word at a time
+      // Runs are found a word at a time, in both directions.
+      const std::size_t top = arena.mapped.last_with(low, g, true);
       if (top == detail::GranuleBitmap::kNone) return;
       g = top + 1;
-      std::size_t start = top;
-      while (start > low && arena.mapped.test(start - 1) && g - start < want - done) --start;
+      const std::size_t below = arena.mapped.last_with(low, top, false);
+      std::size_t start = below == detail::GranuleBitmap::kNone ? low : below + 1;
+      start = std::max(start, g - std::min(g - start, want - done));
       unmap_run(arena, start, g - start);
       done += g - start;
       g = start;

@@ -75,13 +75,13 @@ class GranuleBitmap {
     return found;
   }
 
-  // The highest granule in [first, end) whose bit is set; kNone if none.
-  [[nodiscard]] std::size_t last_set(std::size_t first, std::size_t end) const noexcept {
+  // The highest granule in [first, end) whose bit is `value`; kNone if none.
+  [[nodiscard]] std::size_t last_with(std::size_t first, std::size_t end, bool value) const noexcept {
     if (first >= end) return kNone;
     const std::size_t low = first / 64;
     const std::size_t high = (end - 1) / 64;
     for (std::size_t w = high + 1; w-- > low;) {
-      std::uint64_t hits = words_[w];
+      std::uint64_t hits = value ? words_[w] : ~words_[w];
       if (w == high) hits &= tail_mask(end);
       if (w == low) hits &= head_mask(first);
       if (hits != 0) return w * 64 + 63 - static_cast<std::size_t>(std::countl_zero(hits));

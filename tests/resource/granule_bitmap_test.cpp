@@ -28,9 +28,9 @@ struct Model {
     }
     return end;
   }
-  [[nodiscard]] std::size_t last_set(std::size_t first, std::size_t end) const {
+  [[nodiscard]] std::size_t last_with(std::size_t first, std::size_t end, bool value) const {
     for (std::size_t g = end; g-- > first;) {
-      if (bits[g]) return g;
+      if (bits[g] == value) return g;
     }
     return GranuleBitmap::kNone;
   }
@@ -42,7 +42,8 @@ void expect_same(const GranuleBitmap& bitmap, const Model& model, std::size_t fi
   EXPECT_EQ(bitmap.count_clear(first, end), (end - first) - model.count(first, end));
   EXPECT_EQ(bitmap.first_with(first, end, true), model.first_with(first, end, true));
   EXPECT_EQ(bitmap.first_with(first, end, false), model.first_with(first, end, false));
-  EXPECT_EQ(bitmap.last_set(first, end), model.last_set(first, end));
+  EXPECT_EQ(bitmap.last_with(first, end, true), model.last_with(first, end, true));
+  EXPECT_EQ(bitmap.last_with(first, end, false), model.last_with(first, end, false));
   if (first < end) {
     EXPECT_EQ(bitmap.all_set(first, end), model.count(first, end) == end - first);
   }
@@ -91,7 +92,8 @@ TEST(GranuleBitmapTest, GrowingKeepsBitsAndClearsTheNewOnes) {
   EXPECT_EQ(bitmap.size(), 200U);
   EXPECT_EQ(bitmap.count(0, 200), 10U);
   EXPECT_EQ(bitmap.first_with(60, 200, false), 70U);
-  EXPECT_EQ(bitmap.last_set(0, 200), 69U);
+  EXPECT_EQ(bitmap.last_with(0, 200, true), 69U);
+  EXPECT_EQ(bitmap.last_with(0, 70, false), 59U);
 }
 
 }  // namespace
