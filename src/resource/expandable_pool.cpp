@@ -283,8 +283,10 @@ struct ExpandablePool::State {
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
     // Only where map_missing would first unmap idle granules: below the limit the granules are new and best
-    // fit's layout is kept, which keeps the peak itself low.
-    if (excess_over_limit(arena.mapped.count_clear(first, end)) == 0) return {};
+    // fit's layout is kept, which keeps the peak itself low. At least one granule is missing, so a pool at
+    // its limit (the steady state) needs no count.
+    if (mapped_granules() < mapping_limit && excess_over_limit(arena.mapped.count_clear(first, end)) == 0)
+      return {};
     std::size_t at = 0;
     if (mapped_position(index, search, at)) return {at, true};
     std::uint32_t choice = kNoRange;
