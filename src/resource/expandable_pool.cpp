@@ -46,6 +46,7 @@ struct ExpandablePool::State {
   detail::PoolMutex mutex;
   std::vector<std::unique_ptr<Arena>> arenas;     // index = segment number in `ranges`; addresses never move
   std::vector<std::uint32_t> reclaim_candidates;  // reclaim's, kept to spare an allocation per call
+  std::vector<std::pair<std::size_t, std::size_t>> mapped_runs;  // map_missing's (first, count), likewise
 
   std::size_t mapped = 0;  // bytes
   // Granules mapping may reach while idle granules are at hand. Raised only when a growth finds too few idle
@@ -387,7 +388,8 @@ struct ExpandablePool::State {
   [[gnu::noinline, gnu::cold]] void map_missing(Arena& arena, std::size_t first, std::size_t end,
                                                 std::size_t requested) {
     const std::size_t missing = arena.mapped.count_clear(first, end);
-    std::vector<std::pair<std::size_t, std::size_t>> done;  // runs this call mapped
+    std::vector<std::pair<std::size_t, std::size_t>>& done = mapped_runs;  // runs this call mapped
+    done.clear();
     std::size_t pending = 0;
     try {
       if (const std::size_t excess = excess_over_limit(missing); excess != 0)
