@@ -39,9 +39,19 @@ namespace unimem::detail {
 // does, except where the segment says its native handle is no address (Segment::native_is_address false, an
 // OpenCL cl_mem): there the offset from the segment's start is aligned (what a sub-buffer's origin needs). Up
 // to kDefaultAlignment nothing is skipped: segments start that aligned and pools keep every offset a multiple
-// of it.
-[[nodiscard]] std::size_t alignment_padding(const Segment& segment, std::size_t offset,
-                                            std::size_t alignment) noexcept;
+// of it. Inline: every range pool's allocation asks, nearly always with the default alignment.
+[[nodiscard]] inline std::size_t alignment_padding(const Segment& segment, std::size_t offset,
+                                                   std::size_t alignment) noexcept {
+  if (alignment <= kDefaultAlignment) return 0;
+  std::uintptr_t base = 0;
+  if (segment.host_ptr != nullptr) {
+    base = reinterpret_cast<std::uintptr_t>(segment.host_ptr);
+  } else if (segment.native_is_address) {
+    base = reinterpret_cast<std::uintptr_t>(segment.native);
+  }
+  const std::uintptr_t start = base + offset;
+  return static_cast<std::size_t>(((start + alignment - 1) & ~(alignment - 1)) - start);
+}
 
 // The worst-case padding a range that starts kDefaultAlignment-aligned needs for `alignment`.
 [[nodiscard]] constexpr std::size_t alignment_slack(std::size_t alignment) noexcept {
