@@ -313,36 +313,51 @@ struct ExpandablePool::State {
                                              end_granule(r.offset + at + search));
   }
 
-  // Calls fn(at) for the positions placement looks at in free range `index` for `search` bytes past its low
-  // end, in order, until fn returns true: its high end, then the start and the end of each of its first
-  // kPlacementRuns mapped runs (clipped to the range).
+  // Calls fn(at, run) for the positions placement looks at in free range `index` for `search` bytes past its
+  // low end, in order, until fn returns true: its high end (run empty), then the start and the end of each of
+  // its first kPlacementRuns mapped runs (clipped to the range), with the run: a maximal run of mapped
+  // granules [run.first, run.end) starting in the range's whole granules (those from `low`).
+  struct MappedRun {
+    std::size_t low = 0;  // the range's first whole granule
+    std::size_t first = 0;
+    std::size_t end = 0;
+  };
   template <typename Fn>
   void for_each_position(std::uint32_t index, std::size_t search, const Fn& fn) const {
     const Range& r = ranges[index];
     const detail::GranuleBitmap& mapped_bits = arenas[r.segment]->mapped;
-    const std::size_t room = r.size - search;  // the highest start
-    if (room != 0 && fn(room)) return;
+    const std::size_t room = r.size - search;       // the highest start
     const std::size_t low = end_granule(r.offset);  // mapped runs starting inside the range
+    if (room != 0 && fn(room, MappedRun{low, 0, 0})) return;
     const std::size_t high = std::min(end_granule(r.offset + r.size), mapped_bits.size());
     std::size_t g = mapped_bits.first_with(low, high, true);
     for (int run = 0; run < kPlacementRuns && g < high; ++run) {
       const std::size_t run_end = mapped_bits.first_with(g, high, false);
-      if (fn(std::min(g * granule - r.offset, room))) return;
+      const MappedRun mapped_run{low, g, run_end};
+      if (fn(std::min(g * granule - r.offset, room), mapped_run)) return;
       const std::size_t end_offset = std::min(run_end * granule, r.offset + r.size) - r.offset;
-      if (end_offset >= search && fn(std::min(end_offset - search, room))) return;
+      if (end_offset >= search && fn(std::min(end_offset - search, room), mapped_run)) return;
       g = mapped_bits.first_with(run_end, high, true);
     }
   }
 
   // The first of for_each_position's positions (past the low end) where every granule of `search` bytes is
-  // mapped, into `at`; whether there is one. Word scans only, no counting: it runs over many ranges.
+  // mapped, into `at`; whether there is one. No counting: it runs over many ranges. Beside a run the answer
+  // is arithmetic: the granule after the run is unmapped (or past the range), and so is the one before it
+  // unless the run starts at the range's first whole granule, where the bitmap is asked.
   bool mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) const {
     const std::size_t offset = ranges[index].offset;
     const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
     bool found = false;
-    for_each_position(index, search, [&](std::size_t candidate) {
-      found =
-          mapped_bits.all_set(first_granule(offset + candidate), end_granule(offset + candidate + search));
+    for_each_position(index, search, [&](std::size_t candidate, const MappedRun& run) {
+      const std::size_t first = first_granule(offset + candidate);
+      const std::size_t end = end_granule(offset + candidate + search);
+      if (run.first == run.end) {
+        found = mapped_bits.all_set(first, end);
+      } else {
+        found = end <= run.end &&
+                (first >= run.first || (run.first == run.low && mapped_bits.all_set(first, run.first)));
+      }
       if (found) at = candidate;
       return found;
     });
@@ -359,7 +374,7 @@ struct ExpandablePool::State {
     };
     std::size_t best = 0;
     std::size_t missing = missing_at(0);
-    for_each_position(index, search, [&](std::size_t at) {
+    for_each_position(index, search, [&](std::size_t at, const MappedRun& /*run*/) {
       const std::size_t m = missing_at(at);
       if (m < missing || (m == missing && at < best)) {
         best = at;
