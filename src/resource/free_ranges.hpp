@@ -47,8 +47,9 @@ class FreeRanges {
     std::uint32_t generation = 0;       // changes each time the record is handed out
     std::uint32_t bin_prev = kNoRange;  // listed free: its neighbours in its size bin
     std::uint32_t bin_next = kNoRange;
-    FreeFence fence;   // free: the stream it was freed on and the event marking the free
-    bool free = true;  // also true for records not in use
+    std::uint32_t bin = 0;  // listed free: its size bin, so that unlisting need not compute it again
+    bool free = true;       // also true for records not in use
+    FreeFence fence;        // free: the stream it was freed on and the event marking the free
   };
 
   FreeRanges(const MemoryResource& pool, std::string_view pool_name) : order_(pool, pool_name) {
@@ -253,6 +254,7 @@ inline void FreeRanges::insert_free(std::uint32_t index) {
   if (list == lists_.size()) list = open_list(r.fence.stream);
   StreamFreeList& l = lists_[list];
   const std::uint32_t bin = bin_of(r.size);
+  r.bin = bin;
   r.bin_prev = kNoRange;
   r.bin_next = l.heads[bin];
   if (r.bin_next != kNoRange) {
@@ -270,7 +272,7 @@ inline void FreeRanges::erase_free(std::uint32_t index) {
   const Range& r = ranges_[index];
   const std::size_t list = find_list(r.fence.stream);
   StreamFreeList& l = lists_[list];
-  const std::uint32_t bin = bin_of(r.size);
+  const std::uint32_t bin = r.bin;
   if (r.bin_prev != kNoRange) {
     ranges_[r.bin_prev].bin_next = r.bin_next;
   } else {
