@@ -54,6 +54,9 @@ struct ExpandablePool::State {
   // is the most granules live ranges have touched at once since the start or the last trim, kept without
   // counting touched granules on every allocation and free.
   std::size_t mapping_limit = 0;
+  // False from a growth that found no idle granule to unmap until the next free: no free range then holds a
+  // mapped granule of its own, so placement on mapped granules has nothing to look for.
+  bool idle_granules = false;
   std::uint64_t map_calls = 0;
   std::uint64_t unmap_calls = 0;
   std::uint64_t hits = 0;
@@ -284,9 +287,10 @@ struct ExpandablePool::State {
     const std::size_t first = first_granule(fit.offset);
     const std::size_t end = end_granule(fit.offset + search);
     // Only where map_missing would first unmap idle granules: below the limit the granules are new and best
-    // fit's layout is kept, which keeps the peak itself low. At least one granule is missing, so a pool at
-    // its limit (the steady state) needs no count.
-    if (mapped_granules() < mapping_limit && excess_over_limit(arena.mapped.count_clear(first, end)) == 0)
+    // fit's layout is kept, which keeps the peak itself low; so is it while no granule is idle (the pool
+    // grows past its peak). At least one granule is missing, so a pool at its limit needs no count.
+    if (!idle_granules ||
+        (mapped_granules() < mapping_limit && excess_over_limit(arena.mapped.count_clear(first, end)) == 0))
       return {};
     std::size_t at = 0;
     if (mapped_position(index, search, at)) return {at, true};
@@ -407,8 +411,11 @@ struct ExpandablePool::State {
     done.clear();
     std::size_t pending = 0;
     try {
-      if (const std::size_t excess = excess_over_limit(missing); excess != 0)
-        pending = reclaim(excess, false).pending;
+      if (const std::size_t excess = excess_over_limit(missing); excess != 0) {
+        const Reclaimed reclaimed = reclaim(excess, false);
+        pending = reclaimed.pending;
+        if (reclaimed.unmapped < excess && pending == 0) idle_granules = false;
+      }
       for (std::size_t g = arena.mapped.first_with(first, end, false); g < end;
            g = arena.mapped.first_with(g, end, false)) {
         const std::size_t run_end = arena.mapped.first_with(g, end, true);
@@ -538,7 +545,10 @@ bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream)
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
   return detail::checked_free(*this, "ExpandablePool", allocation, s.is_live(index, allocation), stream,
-                              [&](Stream* order) { (void)s.ranges.free_range(index, order); });
+                              [&](Stream* order) {
+                                (void)s.ranges.free_range(index, order);
+                                s.idle_granules = true;
+                              });
 }
 
 std::size_t ExpandablePool::do_trim() {
