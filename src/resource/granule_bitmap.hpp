@@ -4,6 +4,7 @@
 // step over whole words: a reclaim scan over a hole hundreds of granules wide, most of them unmapped, costs
 // a few instructions per 64 granules instead of several per granule.
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -19,12 +20,20 @@ class GranuleBitmap {
   // Grows (or shrinks) to `granules` bits; new bits are clear.
   void resize(std::size_t granules) {
     words_.resize((granules + 63) / 64, 0);
+    if (granules < size_ && granules % 64 != 0) words_.back() &= tail_mask(granules);  // cut bits stay clear
     size_ = granules;
+    set_prefix_ = std::min(set_prefix_, granules);
   }
 
   [[nodiscard]] bool test(std::size_t g) const noexcept { return ((words_[g / 64] >> (g % 64)) & 1U) != 0; }
-  void set(std::size_t first, std::size_t count) noexcept { assign(first, first + count, true); }
-  void clear(std::size_t first, std::size_t count) noexcept { assign(first, first + count, false); }
+  void set(std::size_t first, std::size_t count) noexcept {
+    assign(first, first + count, true);
+    if (first <= set_prefix_) set_prefix_ = first_with(std::max(set_prefix_, first + count), size_, false);
+  }
+  void clear(std::size_t first, std::size_t count) noexcept {
+    assign(first, first + count, false);
+    if (count != 0) set_prefix_ = std::min(set_prefix_, first);
+  }
 
   // Set bits in [first, end). Mapped granules come in runs, so most words a span reaches are wholly set or
   // wholly clear within it; a wholly set one counts its mask's width (contiguous bits, measured from its
@@ -51,9 +60,11 @@ class GranuleBitmap {
     return end - first - count(first, end);
   }
 
-  // Whether every bit in [first, end) is set (first < end): one word's test when they share a word, as the
+  // Whether every bit in [first, end) is set (first < end): a compare inside the set prefix (where a pool
+  // that has not unmapped below its allocations works), else one word's test when they share a word, as the
   // granules of most allocations do.
   [[nodiscard]] bool all_set(std::size_t first, std::size_t end) const noexcept {
+    if (end <= set_prefix_) return true;
     const std::size_t bit = first % 64;
     if (end - first <= 64 - bit) {
       const std::uint64_t mask = (~std::uint64_t{0} >> (64 - (end - first))) << bit;
@@ -126,6 +137,7 @@ class GranuleBitmap {
 
   std::vector<std::uint64_t> words_;
   std::size_t size_ = 0;
+  std::size_t set_prefix_ = 0;  // bits [0, set_prefix_) are all set
 };
 
 }  // namespace unimem::detail

@@ -84,6 +84,32 @@ TEST(GranuleBitmapTest, QueriesMatchAPlainBitVectorOnRunsAndScatteredBits) {
   }
 }
 
+// all_set answers from the length of the wholly set prefix when a span lies inside it: the prefix must
+// shrink at a clear below it and grow over every set bit once a gap at its end is filled.
+TEST(GranuleBitmapTest, AllSetFollowsTheSetPrefixThroughSetsAndClears) {
+  GranuleBitmap bitmap;
+  bitmap.resize(300);
+  bitmap.set(0, 10);
+  bitmap.set(12, 150);  // a gap at 10 and 11
+  EXPECT_TRUE(bitmap.all_set(0, 10));
+  EXPECT_FALSE(bitmap.all_set(0, 11));
+  EXPECT_TRUE(bitmap.all_set(12, 162));
+  bitmap.set(10, 2);  // fills the gap: the prefix reaches over the run after it
+  EXPECT_TRUE(bitmap.all_set(0, 162));
+  EXPECT_FALSE(bitmap.all_set(0, 163));
+  bitmap.clear(70, 1);  // a hole inside the prefix
+  EXPECT_TRUE(bitmap.all_set(0, 70));
+  EXPECT_FALSE(bitmap.all_set(0, 71));
+  EXPECT_FALSE(bitmap.all_set(69, 140));
+  EXPECT_TRUE(bitmap.all_set(71, 162));
+  bitmap.set(70, 1);
+  EXPECT_TRUE(bitmap.all_set(0, 162));
+  bitmap.resize(100);  // shrinking drops the prefix past the end
+  bitmap.resize(300);
+  EXPECT_TRUE(bitmap.all_set(0, 100));
+  EXPECT_FALSE(bitmap.all_set(0, 101));
+}
+
 TEST(GranuleBitmapTest, GrowingKeepsBitsAndClearsTheNewOnes) {
   GranuleBitmap bitmap;
   bitmap.resize(70);
