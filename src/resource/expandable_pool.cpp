@@ -54,8 +54,8 @@ struct ExpandablePool::State {
   // is the most granules live ranges have touched at once since the start or the last trim, kept without
   // counting touched granules on every allocation and free.
   std::size_t mapping_limit = 0;
-  // False from a growth that found no idle granule to unmap until the next free: no free range then holds a
-  // mapped granule of its own, so placement on mapped granules has nothing to look for.
+  // False from a growth that found no idle granule to unmap until the next free (free_live): no free range
+  // then holds a mapped granule of its own, so placement on mapped granules has nothing to look for.
   bool idle_granules = false;
   std::uint64_t map_calls = 0;
   std::uint64_t unmap_calls = 0;
@@ -136,6 +136,12 @@ struct ExpandablePool::State {
                 std::to_string(search) + " bytes");
   }
 
+  // Frees live range `index` in the order of `stream`: its granules may be idle now.
+  void free_live(std::uint32_t index, Stream* stream) {
+    (void)ranges.free_range(index, stream);
+    idle_granules = true;
+  }
+
   // --- mapping ---
 
   // Shifts, not divisions: the granule is a power of two, and these run on every allocation and free.
@@ -146,6 +152,8 @@ struct ExpandablePool::State {
     return (end + granule - 1) >> granule_shift;
   }
   [[nodiscard]] std::size_t mapped_granules() const noexcept { return mapped >> granule_shift; }
+  // The record past an arena's frontier: never free, never handed out (live ranges request at least a byte).
+  [[nodiscard]] static bool is_guard(const Range& r) noexcept { return !r.free && r.requested == 0; }
   // How far mapping `missing` more granules would take the mapped ones past the limit: the idle granules to
   // unmap first (0: none). When fewer are idle, the pool is growing past its peak.
   [[nodiscard]] std::size_t excess_over_limit(std::size_t missing) const noexcept {
@@ -177,7 +185,7 @@ struct ExpandablePool::State {
       g = top + 1;
       const std::size_t below = arena.mapped.last_with(low, top, false);
       std::size_t start = below == detail::GranuleBitmap::kNone ? low : below + 1;
-      start = std::max(start, g - std::min(g - start, want - done));
+      if (g - start > want - done) start = g - (want - done);
       unmap_run(arena, start, g - start);
       done += g - start;
       g = start;
@@ -189,7 +197,7 @@ struct ExpandablePool::State {
   // keeps every granule it touches.
   bool settled(std::uint32_t index, bool wait) {
     const Range& r = ranges[index];
-    if (!r.free) return r.requested == 0;
+    if (!r.free) return is_guard(r);
     if (ranges.order().ready_for(r.fence, nullptr)) return true;
     if (!wait) return false;
     ranges.order().wait(r.fence, nullptr);
@@ -320,9 +328,8 @@ struct ExpandablePool::State {
   // Calls fn(at, run) for the positions placement looks at in free range `index` for `search` bytes past its
   // low end, in order, until fn returns true: its high end (run empty), then the start and the end of each of
   // its first kPlacementRuns mapped runs (clipped to the range), with the run: a maximal run of mapped
-  // granules [run.first, run.end) starting in the range's whole granules (those from `low`).
+  // granules [run.first, run.end) starting in the range's whole granules.
   struct MappedRun {
-    std::size_t low = 0;  // the range's first whole granule
     std::size_t first = 0;
     std::size_t end = 0;
   };
@@ -332,12 +339,12 @@ struct ExpandablePool::State {
     const detail::GranuleBitmap& mapped_bits = arenas[r.segment]->mapped;
     const std::size_t room = r.size - search;       // the highest start
     const std::size_t low = end_granule(r.offset);  // mapped runs starting inside the range
-    if (room != 0 && fn(room, MappedRun{low, 0, 0})) return;
+    if (room != 0 && fn(room, MappedRun{})) return;
     const std::size_t high = std::min(end_granule(r.offset + r.size), mapped_bits.size());
     std::size_t g = mapped_bits.first_with(low, high, true);
     for (int run = 0; run < kPlacementRuns && g < high; ++run) {
       const std::size_t run_end = mapped_bits.first_with(g, high, false);
-      const MappedRun mapped_run{low, g, run_end};
+      const MappedRun mapped_run{g, run_end};
       if (fn(std::min(g * granule - r.offset, room), mapped_run)) return;
       const std::size_t end_offset = std::min(run_end * granule, r.offset + r.size) - r.offset;
       if (end_offset >= search && fn(std::min(end_offset - search, room), mapped_run)) return;
@@ -351,6 +358,7 @@ struct ExpandablePool::State {
   // unless the run starts at the range's first whole granule, where the bitmap is asked.
   bool mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) const {
     const std::size_t offset = ranges[index].offset;
+    const std::size_t low = end_granule(offset);  // the range's first whole granule
     const detail::GranuleBitmap& mapped_bits = arenas[ranges[index].segment]->mapped;
     bool found = false;
     for_each_position(index, search, [&](std::size_t candidate, const MappedRun& run) {
@@ -360,7 +368,7 @@ struct ExpandablePool::State {
         found = mapped_bits.all_set(first, end);
       } else {
         found = end <= run.end &&
-                (first >= run.first || (run.first == run.low && mapped_bits.all_set(first, run.first)));
+                (first >= run.first || (run.first == low && mapped_bits.all_set(first, run.first)));
       }
       if (found) at = candidate;
       return found;
@@ -443,7 +451,7 @@ struct ExpandablePool::State {
     }
     // Past the limit only when too few idle granules could go: live ranges touch the rest, or frees still
     // pending hold them, and those do not raise the limit (a later growth unmaps them once they complete).
-    mapping_limit = std::max(mapping_limit, mapped_granules() - std::min(pending, mapped_granules()));
+    mapping_limit = std::max(mapping_limit, mapped_granules() - pending);
   }
 
   void undo(Arena& arena, const std::vector<std::pair<std::size_t, std::size_t>>& runs) noexcept {
@@ -533,7 +541,7 @@ Allocation ExpandablePool::do_allocate(std::size_t bytes, Stream* stream, std::s
   try {
     mapped_now = s.ensure_mapped(arena, r.offset, r.size, bytes, place.mapped);
   } catch (...) {
-    (void)s.ranges.free_range(index, nullptr);
+    s.free_live(index, nullptr);
     throw;
   }
   ++(mapped_now ? s.misses : s.hits);
@@ -545,10 +553,7 @@ bool ExpandablePool::do_deallocate(const Allocation& allocation, Stream* stream)
   const std::lock_guard lock(s.mutex);
   const std::uint32_t index = detail::cookie_index(allocation.cookie);
   return detail::checked_free(*this, "ExpandablePool", allocation, s.is_live(index, allocation), stream,
-                              [&](Stream* order) {
-                                (void)s.ranges.free_range(index, order);
-                                s.idle_granules = true;
-                              });
+                              [&](Stream* order) { s.free_live(index, order); });
 }
 
 std::size_t ExpandablePool::do_trim() {
@@ -591,7 +596,7 @@ PoolSnapshot ExpandablePool::snapshot() const {
                                                 {}});
   }
   for (const Range& r : s.ranges.records()) {
-    if (r.segment == kNoRange || (!r.free && r.requested == 0)) continue;  // unused records and guards
+    if (r.segment == kNoRange || State::is_guard(r)) continue;  // unused records and guards
     RangeSnapshot range;
     range.offset = r.offset;
     range.size = r.size;
