@@ -35,12 +35,16 @@ template <typename T>
 namespace detail {
 
 // One block's bookkeeping, one cache line. The atomics are what deallocate() compares a caller's Allocation
-// with before it owns the block (the generation in `state` changes every time the block is handed out); the
-// other fields belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
+// with before it owns the block (`state` steps by one at every hand-out and every free); the other fields
+// belong to whoever holds the block: a cache, its chunk, or the thread allocating or freeing it.
 struct alignas(kCacheLine) BlockRecord {
-  std::atomic<std::uint64_t> state{0};  // generation << 1 | live
+  // Odd while live. The value handed out is the cookie's generation: odd, so never 0, and 2^31 hand-outs
+  // apart before it repeats.
+  std::atomic<std::uint32_t> state{0};
   std::atomic<const Segment*> segment{nullptr};
-  std::atomic<std::size_t> offset{0};   // where the range handed out starts: the block's start + padding
+  // Where the range handed out starts: the block's start + padding. A block not live has no padding
+  // (deallocate_slow takes it off), so a cache hit hands it out as it is.
+  std::atomic<std::size_t> offset{0};
   std::atomic<std::uint64_t> shape{0};  // bytes requested, padding and size class, packed (see Shape)
   BlockRecord* next = nullptr;          // the next block of the list holding this one
   detail::FreeFence fence;
@@ -71,6 +75,10 @@ struct Shape {
   }
   static constexpr std::size_t bytes(std::uint64_t shape) noexcept { return shape >> kBytesShift; }
   static constexpr std::size_t size_class(std::uint64_t shape) noexcept { return shape & 63U; }
+  // size_class() when the padding is 0, else 64 or more (above every class).
+  static constexpr std::size_t class_unless_padded(std::uint64_t shape) noexcept {
+    return shape & ((std::uint64_t{1} << kBytesShift) - 1);
+  }
   static constexpr std::size_t padding(std::uint64_t shape) noexcept {
     return ((shape >> kPaddingShift) & 15U) * kDefaultAlignment;
   }
@@ -218,7 +226,11 @@ struct LastCache {
   std::uint64_t pool = 0;
   BlockCache* cache = nullptr;
 };
-constinit thread_local LastCache t_last;
+// Initial-exec: the library is built position-independent (the Python module links it), where the default
+// model reaches a thread-local through a call to __tls_get_addr; the compiler then keeps every argument of
+// the fast paths in callee-saved registers around it, a dozen instructions a call, even where the linker
+// relaxes the call away. 16 bytes of the static TLS block, which a module loaded later may also use.
+constinit thread_local LastCache t_last [[gnu::tls_model("initial-exec")]];
 
 // The caches of the calling thread, one per pool it has used.
 struct ThreadCaches {
@@ -316,9 +328,8 @@ struct SizeClassState {
   [[gnu::always_inline]] static Allocation hand_out(BlockRecord& r, std::size_t bytes, std::size_t c,
                                                     std::size_t padding) noexcept {
     r.shape.store(Shape::make(bytes, c, padding), std::memory_order_relaxed);
-    const std::uint32_t generation =
-        detail::next_generation(static_cast<std::uint32_t>(r.state.load(std::memory_order_relaxed) >> 1U));
-    r.state.store((std::uint64_t{generation} << 1U) | 1U, std::memory_order_release);
+    const std::uint32_t generation = r.state.load(std::memory_order_relaxed) + 1U;  // even to odd
+    r.state.store(generation, std::memory_order_release);
     return Allocation{r.segment.load(std::memory_order_relaxed), r.offset.load(std::memory_order_relaxed),
                       bytes, detail::make_cookie(r.index, generation)};
   }
@@ -566,13 +577,14 @@ struct SizeClassState {
   // it is live here.
   [[nodiscard, gnu::always_inline]] BlockRecord* claim(const Allocation& allocation) noexcept {
     BlockRecord* r = table.find(detail::cookie_index(allocation.cookie));
-    std::uint64_t live = (std::uint64_t{detail::cookie_generation(allocation.cookie)} << 1U) | 1U;
-    const bool claimed =
-        r != nullptr && r->state.load(std::memory_order_acquire) == live &&
-        r->segment.load(std::memory_order_relaxed) == allocation.segment &&
-        r->offset.load(std::memory_order_relaxed) == allocation.offset &&
-        Shape::bytes(r->shape.load(std::memory_order_relaxed)) == allocation.size &&
-        r->state.compare_exchange_strong(live, live & ~std::uint64_t{1}, std::memory_order_acq_rel);
+    std::uint32_t live = detail::cookie_generation(allocation.cookie);
+    // An even value is a free block's state, never a cookie's.
+    const bool claimed = r != nullptr && (live & 1U) != 0 &&
+                         r->state.load(std::memory_order_acquire) == live &&
+                         r->segment.load(std::memory_order_relaxed) == allocation.segment &&
+                         r->offset.load(std::memory_order_relaxed) == allocation.offset &&
+                         Shape::bytes(r->shape.load(std::memory_order_relaxed)) == allocation.size &&
+                         r->state.compare_exchange_strong(live, live + 1U, std::memory_order_acq_rel);
     return claimed ? r : nullptr;
   }
 
@@ -930,9 +942,6 @@ Allocation SizeClassPool::do_allocate(std::size_t bytes, Stream* stream, std::si
       list.head = r->next;
       bump(list.count, std::uint32_t{0} - 1U);
       bump(list.hits);
-      if (Shape::padding(r->shape.load(std::memory_order_relaxed)) != 0) [[unlikely]] {
-        r->offset.store(detail::SizeClassState::block_start(*r), std::memory_order_relaxed);
-      }
       return detail::SizeClassState::hand_out(*r, bytes, c, 0);
     }
   }
@@ -953,8 +962,10 @@ bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
     return reject(allocation);
   }
   const detail::LastCache last = detail::t_last;
-  const std::size_t c = Shape::size_class(r->shape.load(std::memory_order_relaxed));
-  if (stream == nullptr && last.pool == s.id && c != class_count_) [[likely]] {
+  // The class when the block has no padding; otherwise above every class, so that deallocate_slow takes the
+  // padding off (a padded block, like an oversized one, is not for the fast path).
+  const std::size_t c = Shape::class_unless_padded(r->shape.load(std::memory_order_relaxed));
+  if (stream == nullptr && last.pool == s.id && c < class_count_) [[likely]] {
     ClassList& list = (*last.cache)[c];
     if (list.count.load(std::memory_order_relaxed) < s.bound) [[likely]] {
       bump(list.returns);
@@ -990,7 +1001,12 @@ bool SizeClassPool::deallocate_slow(BlockRecord& r, Stream* stream) noexcept {
       return false;
     }
   }
-  const std::size_t c = Shape::size_class(r.shape.load(std::memory_order_relaxed));
+  const std::uint64_t shape = r.shape.load(std::memory_order_relaxed);
+  if (Shape::padding(shape) != 0) {
+    r.offset.store(detail::SizeClassState::block_start(r), std::memory_order_relaxed);
+    r.shape.store(Shape::make(Shape::bytes(shape), Shape::size_class(shape), 0), std::memory_order_relaxed);
+  }
+  const std::size_t c = Shape::size_class(shape);
   if (c == s.class_count) {
     s.free_oversized(r, stream);
   } else {

@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -306,6 +308,29 @@ TEST_F(SizeClassPoolTest, ABlockFreedOnAStreamWaitsForItsEventBeforeAnotherStrea
   }
   EXPECT_GE(manual.events_created(), 1);
   EXPECT_EQ(manual.live_segment_count(), 0U);
+}
+
+// A block's state steps at every hand-out and every free, and the cookie carries the hand-out's (odd) value.
+// A freed allocation whose cookie was stepped once names the free block's state exactly; it must still be
+// refused, not turn the free block live.
+TEST_F(SizeClassPoolTest, AFreedAllocationWithItsGenerationSteppedIsRejected) {
+  SizeClassPool pool(device_);
+  const Allocation a = pool.allocate(1000);
+  ASSERT_TRUE(pool.deallocate(a));
+  Allocation stepped = a;
+  stepped.cookie += std::uint64_t{1} << 32U;
+  std::vector<std::string> reports;
+  {
+    const ScopedMisuseHandler capture([&](std::string_view m) { reports.emplace_back(m); });
+    EXPECT_FALSE(pool.deallocate(stepped));
+  }
+  ASSERT_EQ(reports.size(), 1U);
+  EXPECT_NE(reports[0].find("is not live here"), std::string::npos) << reports[0];
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
+  const Allocation again = pool.allocate(1000);
+  EXPECT_EQ(again.offset, a.offset) << "the block is free and cached, handed out once more";
+  EXPECT_TRUE(pool.deallocate(again));
+  EXPECT_EQ(pool.usage().in_use_bytes, 0U);
 }
 
 TEST_F(SizeClassPoolTest, AFreeOrderedOnAnotherDevicesStreamIsReportedAndDoneInHostOrder) {
