@@ -226,11 +226,8 @@ struct LastCache {
   std::uint64_t pool = 0;
   BlockCache* cache = nullptr;
 };
-// Initial-exec: the library is built position-independent (the Python module links it), where the default
-// model reaches a thread-local through a call to __tls_get_addr; the compiler then keeps every argument of
-// the fast paths in callee-saved registers around it, a dozen instructions a call, even where the linker
-// relaxes the call away. 16 bytes of the static TLS block, which a module loaded later may also use.
-constinit thread_local LastCache t_last [[gnu::tls_model("initial-exec")]];
+// (src/CMakeLists.txt reaches thread-locals through TLS descriptors, which keeps the fast paths short.)
+constinit thread_local LastCache t_last;
 
 // The caches of the calling thread, one per pool it has used.
 struct ThreadCaches {
