@@ -76,8 +76,8 @@ HybridPool::HybridPool(MemoryResource& upstream, HybridPoolOptions options)
 HybridPool::~HybridPool() = default;
 
 Allocation HybridPool::do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) {
-  return bytes <= options_.small_threshold ? small_.allocate(bytes, stream, alignment)
-                                           : large_->allocate(bytes, stream, alignment);
+  return bytes <= options_.small_threshold ? allocate_checked(small_, bytes, stream, alignment)
+                                           : allocate_checked(*large_, bytes, stream, alignment);
 }
 
 bool HybridPool::do_deallocate(const Allocation& allocation, Stream* stream) noexcept {

@@ -14,12 +14,9 @@ void MemoryResource::throw_bad_request(std::size_t bytes, std::size_t alignment)
                         " is not a power of two no larger than " + std::to_string(kMaxAlignment));
 }
 
-bool MemoryResource::deallocate(const Allocation& allocation, Stream* stream) noexcept {
-  if (!allocation) [[unlikely]] {
-    report_misuse("deallocate: empty allocation on " + to_string(device_));
-    return false;
-  }
-  return do_deallocate(allocation, stream);
+bool MemoryResource::reject_empty() const noexcept {
+  report_misuse("deallocate: empty allocation on " + to_string(device_));
+  return false;
 }
 
 bool host_addressable(const MemoryResource& resource) {

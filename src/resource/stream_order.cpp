@@ -49,8 +49,8 @@ bool StreamOrder::completed(const FreeFence& fence) noexcept {
   }
 }
 
-void StreamOrder::wait(const FreeFence& fence, Stream* user) {
-  if (ready_for(fence, user)) return;
+void StreamOrder::wait_pending(const FreeFence& fence, Stream* user) {
+  if (completed(fence)) return;
   if (user != nullptr) {
     fence.slot->event->make_wait(*user);
   } else {

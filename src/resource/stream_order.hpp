@@ -81,7 +81,9 @@ class StreamOrder {
 
   // Makes `user` (the host for nullptr) wait for the fence unless ready_for(user). Throws what the backend
   // throws. The fence stays: other parts of a split range are still ready only for their own stream.
-  void wait(const FreeFence& fence, Stream* user);
+  void wait(const FreeFence& fence, Stream* user) {
+    if (!fence.ready_at_once(user)) wait_pending(fence, user);
+  }
   // wait(), then clears the stream: the whole range is the user's. The slot stays attached for its next
   // free.
   void take(FreeFence& fence, Stream* user) {
@@ -113,8 +115,10 @@ class StreamOrder {
   void settle(FreeFence& fence, const Stream* releasing) noexcept;
 
  private:
-  // The parts of mark_free, drop and merge_plan past the host-order case, which pools take on every call.
+  // The parts of mark_free, wait, drop and merge_plan past the host-order case, which pools take on every
+  // call.
   void mark_free_on(FreeFence& fence, Stream& stream);
+  void wait_pending(const FreeFence& fence, Stream* user);
   void release_slot(FenceSlot* slot) noexcept;
   [[nodiscard]] FenceMerge merge_plan_pending(const FreeFence& own, const FreeFence& neighbour) noexcept;
   FenceSlot* attach_slot();

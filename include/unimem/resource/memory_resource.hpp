@@ -132,7 +132,12 @@ class MemoryResource {
   // Gives an allocation back, ordered on `stream`; true when the free was accepted. Never throws: an empty,
   // foreign, forged or already-freed allocation is reported once through report_misuse(), changes nothing,
   // and returns false, so that adaptors above count only the frees the chain below accepted.
-  bool deallocate(const Allocation& allocation, Stream* stream = nullptr) noexcept;
+  bool deallocate(const Allocation& allocation, Stream* stream = nullptr) noexcept {
+    if (!allocation) [[unlikely]] {
+      return reject_empty();
+    }
+    return do_deallocate(allocation, stream);
+  }
 
   // Returns cached memory that is wholly free to the backend; the bytes released. Adaptors forward it.
   std::size_t trim() { return do_trim(); }
@@ -154,6 +159,13 @@ class MemoryResource {
   MemoryResource(Backend& backend, DeviceId device, MemoryKind kind) noexcept
       : backend_(&backend), device_(device), kind_(kind) {}
 
+  // For a resource that hands a request it has already checked (allocate() did) to one of its parts: the
+  // part's do_allocate without checking it again.
+  static Allocation allocate_checked(MemoryResource& part, std::size_t bytes, Stream* stream,
+                                     std::size_t alignment) {
+    return part.do_allocate(bytes, stream, alignment);
+  }
+
  private:
   virtual Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) = 0;
   // True when the free was accepted; a rejected free is reported by the resource that rejected it.
@@ -168,6 +180,8 @@ class MemoryResource {
     }
   }
   [[noreturn]] static void throw_bad_request(std::size_t bytes, std::size_t alignment);
+  // deallocate() of an empty allocation: reported, false.
+  [[gnu::cold]] bool reject_empty() const noexcept;
 
   Backend* backend_;
   DeviceId device_;
