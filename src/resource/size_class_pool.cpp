@@ -868,7 +868,7 @@ SizeClassPool::SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions opti
     : MemoryResource(upstream.backend(), upstream.device(), upstream.kind()),
       upstream_(upstream),
       options_(options),
-      min_shift_(0),
+      class_top_(0),
       class_count_(0) {
   if (!is_power_of_two(options_.min_block) || !is_power_of_two(options_.max_block) ||
       options_.min_block > options_.max_block) {
@@ -876,12 +876,20 @@ SizeClassPool::SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions opti
                           " and max_block " + std::to_string(options_.max_block) +
                           " must be powers of two with min_block <= max_block");
   }
+  // Blocks sit side by side in their chunk, so a class below the default alignment would hand out
+  // misaligned ranges.
+  if (options_.min_block < kDefaultAlignment) {
+    throw InvalidArgument("SizeClassPool: min_block " + std::to_string(options_.min_block) +
+                          " is below the default alignment of " + std::to_string(kDefaultAlignment) +
+                          " bytes");
+  }
   if (!is_power_of_two(options_.chunk_size) || options_.chunk_size < kDefaultAlignment) {
     throw InvalidArgument("SizeClassPool: chunk_size " + std::to_string(options_.chunk_size) +
                           " must be a power of two of at least " + std::to_string(kDefaultAlignment));
   }
-  min_shift_ = static_cast<unsigned>(std::countr_zero(options_.min_block));
-  class_count_ = static_cast<std::size_t>(std::countr_zero(options_.max_block)) - min_shift_ + 1;
+  const auto min_shift = static_cast<unsigned>(std::countr_zero(options_.min_block));
+  class_top_ = 64U - min_shift;
+  class_count_ = static_cast<std::size_t>(std::countr_zero(options_.max_block)) - min_shift + 1;
   if (class_count_ > Shape::kMaxClasses) {
     throw InvalidArgument("SizeClassPool: min_block " + std::to_string(options_.min_block) +
                           " to max_block " + std::to_string(options_.max_block) + " makes " +

@@ -32,6 +32,20 @@ TEST_F(SizeClassPoolTest, RejectsClassesThatAreNotPowersOfTwo) {
   EXPECT_THROW(SizeClassPool(device_, {.max_block = 3 * MiB}), InvalidArgument);
   EXPECT_THROW(SizeClassPool(device_, {.min_block = 4096, .max_block = 1024}), InvalidArgument);
   EXPECT_THROW(SizeClassPool(device_, {.min_block = 0}), InvalidArgument);
+  // Below the default alignment, blocks side by side in a chunk would start misaligned.
+  EXPECT_THROW(SizeClassPool(device_, {.min_block = 1}), InvalidArgument);
+  EXPECT_THROW(SizeClassPool(device_, {.min_block = kDefaultAlignment / 2}), InvalidArgument);
+  try {
+    SizeClassPool pool(device_, {.min_block = 8});
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("min_block 8"), std::string::npos) << e.what();
+  }
+  SizeClassPool smallest(device_, {.min_block = kDefaultAlignment});
+  const Allocation a = smallest.allocate(1);
+  const Allocation b = smallest.allocate(1);
+  const Allocation c = smallest.allocate(1);
+  for (const Allocation& x : {a, b, c}) EXPECT_EQ(x.offset % kDefaultAlignment, 0U) << x.offset;
+  for (const Allocation& x : {a, b, c}) smallest.deallocate(x);
   EXPECT_THROW(SizeClassPool(device_, {.chunk_size = 3 * MiB}), InvalidArgument);
   EXPECT_THROW(SizeClassPool(device_, {.chunk_size = 128}), InvalidArgument);
   try {

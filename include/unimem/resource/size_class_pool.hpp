@@ -43,7 +43,7 @@ struct BlockRecord;
 }  // namespace detail
 
 struct SizeClassPoolOptions {
-  std::size_t min_block = 256;                    // smallest class (a power of two)
+  std::size_t min_block = 256;                    // smallest class (a power of two, at least 16)
   std::size_t max_block = std::size_t{1} << 20U;  // largest class; larger requests go straight to upstream
   std::size_t max_pooled_per_bucket = 8;          // cached blocks per class, in each cache
   // The largest upstream allocation blocks are carved from (a power of two; a class above it takes one block
@@ -79,7 +79,8 @@ struct SizeClassPoolStats {
 
 class SizeClassPool final : public MemoryResource {
  public:
-  // Throws InvalidArgument unless min_block and max_block are powers of two with min_block <= max_block.
+  // Throws InvalidArgument unless min_block and max_block are powers of two with kDefaultAlignment <=
+  // min_block <= max_block.
   explicit SizeClassPool(MemoryResource& upstream, SizeClassPoolOptions options = {});
   // Empties every cache, reports live allocations (report_misuse) and gives every block back upstream.
   ~SizeClassPool() override;
@@ -103,8 +104,11 @@ class SizeClassPool final : public MemoryResource {
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
   bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   // The class of a footprint (1 to max_block bytes): min_block - 1 folds everything up to min_block into 0.
+  // Its low bit is set already (min_block >= 16); setting it again tells the compiler that the value is not
+  // 0, so that counting its leading zeros needs no test for 0.
   [[nodiscard]] std::size_t class_of(std::size_t footprint) const noexcept {
-    return static_cast<std::size_t>(std::bit_width((footprint - 1) | (options_.min_block - 1))) - min_shift_;
+    return class_top_ -
+           static_cast<unsigned>(std::countl_zero((footprint - 1) | (options_.min_block - 1) | 1U));
   }
   [[gnu::noinline]] Allocation allocate_slow(std::size_t bytes, Stream* stream, std::size_t alignment);
   [[gnu::noinline]] bool deallocate_slow(detail::BlockRecord& record, Stream* stream) noexcept;
@@ -114,7 +118,7 @@ class SizeClassPool final : public MemoryResource {
 
   MemoryResource& upstream_;
   SizeClassPoolOptions options_;
-  unsigned min_shift_;  // log2(min_block)
+  unsigned class_top_;  // 64 - log2(min_block): the class of x is class_top_ - countl_zero(x - 1)
   std::size_t class_count_;
   std::unique_ptr<detail::SizeClassState> state_;
 };
