@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -64,36 +65,49 @@ namespace unimem::detail {
   return stream == nullptr || (&stream->backend() == &pool.backend() && stream->device() == pool.device());
 }
 
-// Throws InvalidArgument naming the pool and both devices unless is_pool_stream().
-void check_pool_stream(const MemoryResource& pool, const Stream* stream, std::string_view pool_name);
+// Throws InvalidArgument naming the pool and both devices.
+[[noreturn]] void throw_foreign_stream(const MemoryResource& pool, const Stream& stream,
+                                       std::string_view pool_name);
+
+// Throws InvalidArgument naming the pool and both devices unless is_pool_stream(). The test inline: every
+// pool allocation asks, nearly always for the null stream.
+inline void check_pool_stream(const MemoryResource& pool, const Stream* stream, std::string_view pool_name) {
+  if (!is_pool_stream(pool, stream)) [[unlikely]] {
+    throw_foreign_stream(pool, *stream, pool_name);
+  }
+}
+
+// checked_free's reports, out of line so that the check itself inlines into the pools' deallocate.
+[[gnu::cold]] void report_not_live(const MemoryResource& pool, std::string_view pool_name,
+                                   const Allocation& allocation) noexcept;
+// Reports a free ordered on a stream the pool cannot order on and synchronizes that stream; the free then
+// counts as host-ordered. Throws what the synchronize throws.
+[[gnu::cold]] void synchronize_foreign_free(const MemoryResource& pool, std::string_view pool_name,
+                                            Stream& stream);
+[[gnu::cold]] void report_failed_free(const MemoryResource& pool, std::string_view pool_name,
+                                      const std::exception& error) noexcept;
 
 // The rest of a range pool's deallocate once it holds its lock and has checked the cookie (`live`): an
 // allocation that is not live is reported and refused; a stream of another device is reported and
 // synchronized, the free then counting as host-ordered; then free(stream) runs, and what it throws is
 // reported with the allocation left out of use. Returns whether the free was accepted.
 template <typename Free>
-bool checked_free(const MemoryResource& pool, std::string_view pool_name, const Allocation& allocation,
-                  bool live, Stream* stream, const Free& free) noexcept {
-  const auto where = [&] {
-    return std::string(pool_name) + "::deallocate on " + to_string(pool.device()) + ": ";
-  };
-  if (!live) {
-    report_misuse(where() + "allocation of " + std::to_string(allocation.size) + " bytes at offset " +
-                  std::to_string(allocation.offset) +
-                  " is not live here: already freed, or allocated by another resource");
+[[gnu::always_inline]] inline bool checked_free(const MemoryResource& pool, std::string_view pool_name,
+                                                const Allocation& allocation, bool live, Stream* stream,
+                                                const Free& free) noexcept {
+  if (!live) [[unlikely]] {
+    report_not_live(pool, pool_name, allocation);
     return false;
   }
   try {
-    if (!is_pool_stream(pool, stream)) {
-      report_misuse(where() + "a stream of " + to_string(stream->device()) +
-                    " cannot order this free; synchronizing it instead");
-      stream->synchronize();
+    if (!is_pool_stream(pool, stream)) [[unlikely]] {
+      synchronize_foreign_free(pool, pool_name, *stream);
       stream = nullptr;
     }
     free(stream);
   } catch (const std::exception& e) {
     // The range stays allocated here, so the chain above must not count it as freed either.
-    report_misuse(where() + e.what() + "; the allocation stays out of use");
+    report_failed_free(pool, pool_name, e);
     return false;
   }
   return true;
