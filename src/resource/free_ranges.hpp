@@ -152,7 +152,10 @@ class FreeRanges {
 
   std::uint32_t new_range();
   void recycle_range(std::uint32_t index) noexcept;
+  // The list of `stream`'s frees (0 for host order); kNoList when it has none. A constant, not lists_.size(),
+  // marks none: the size of a vector of 288-byte lists is a division.
   [[nodiscard]] std::size_t find_list(const Stream* stream) const noexcept;
+  static constexpr std::size_t kNoList = std::numeric_limits<std::size_t>::max();
   // A list for `stream`'s frees, from the spare lists when there is one; returns its index.
   std::size_t open_list(Stream* stream);
   // A stream's list goes once it is empty, so that looking lists up stays a short scan.
@@ -206,7 +209,7 @@ inline std::size_t FreeRanges::find_list(const Stream* stream) const noexcept {
   for (std::size_t i = 1; i < lists_.size(); ++i) {
     if (lists_[i].stream == stream) return i;
   }
-  return lists_.size();
+  return kNoList;
 }
 
 inline std::uint32_t FreeRanges::bin_of(std::size_t size) noexcept {
@@ -251,7 +254,7 @@ inline std::uint32_t FreeRanges::best_fit(const StreamFreeList& list, std::size_
 inline void FreeRanges::insert_free(std::uint32_t index) {
   Range& r = ranges_[index];
   std::size_t list = find_list(r.fence.stream);
-  if (list == lists_.size()) list = open_list(r.fence.stream);
+  if (list == kNoList) list = open_list(r.fence.stream);
   StreamFreeList& l = lists_[list];
   const std::uint32_t bin = bin_of(r.size);
   r.bin = bin;
@@ -296,7 +299,7 @@ inline std::uint32_t FreeRanges::take_fit(std::size_t search, Stream* stream) {
   };
   consider(best_fit(lists_[0], search));
   const std::size_t own = stream == nullptr ? 0 : find_list(stream);
-  if (own != 0 && own != lists_.size()) consider(best_fit(lists_[own], search));
+  if (own != 0 && own != kNoList) consider(best_fit(lists_[own], search));
   if (best == kNoRange) {
     std::uint32_t pending = kNoRange;
     for (std::size_t i = 1; i < lists_.size(); ++i) {
