@@ -43,7 +43,7 @@ struct BlockRecord;
 }  // namespace detail
 
 struct SizeClassPoolOptions {
-  std::size_t min_block = 256;                    // smallest class (a power of two, at least 16)
+  std::size_t min_block = 256;                    // smallest class: a power of two, >= kDefaultAlignment
   std::size_t max_block = std::size_t{1} << 20U;  // largest class; larger requests go straight to upstream
   std::size_t max_pooled_per_bucket = 8;          // cached blocks per class, in each cache
   // The largest upstream allocation blocks are carved from (a power of two; a class above it takes one block
@@ -104,8 +104,8 @@ class SizeClassPool final : public MemoryResource {
   Allocation do_allocate(std::size_t bytes, Stream* stream, std::size_t alignment) override;
   bool do_deallocate(const Allocation& allocation, Stream* stream) noexcept override;
   // The class of a footprint (1 to max_block bytes): min_block - 1 folds everything up to min_block into 0.
-  // Its low bit is set already (min_block >= 16); setting it again tells the compiler that the value is not
-  // 0, so that counting its leading zeros needs no test for 0.
+  // Its low bit is set already (min_block >= kDefaultAlignment); setting it again tells the compiler that the
+  // value is not 0, so that counting its leading zeros needs no test for 0.
   [[nodiscard]] std::size_t class_of(std::size_t footprint) const noexcept {
     return class_top_ -
            static_cast<unsigned>(std::countl_zero((footprint - 1) | (options_.min_block - 1) | 1U));
