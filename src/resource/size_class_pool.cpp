@@ -106,11 +106,16 @@ class BlockTable {
     return index < size() ? &at(index) : nullptr;
   }
 
+  // Chunk k holds positions (index + kFirstChunk) from kFirstChunk << k, so a position's top bit names its
+  // chunk, and the chunk's start less its first position's records (`biased_`, kept as an integer: the
+  // difference may point before the chunk) plus the position's records is the record.
   [[nodiscard, gnu::always_inline]] BlockRecord& at(std::uint32_t index) const noexcept {
     const std::uint64_t position = std::uint64_t{index} + kFirstChunk;
-    const auto chunk = static_cast<unsigned>(std::bit_width(position)) - 1U - kFirstChunkBits;
+    const auto top = static_cast<unsigned>(std::countl_zero(position)) ^ 63U;
     // A builtin rather than std::atomic::load, which GCC may leave out of line on this hot path.
-    return __atomic_load_n(&chunks_[chunk], __ATOMIC_ACQUIRE)[position - (kFirstChunk << chunk)];
+    const std::uintptr_t biased = __atomic_load_n(&biased_[top], __ATOMIC_ACQUIRE);
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): an address inside a live chunk, computed as an integer
+    return *reinterpret_cast<BlockRecord*>(biased + position * sizeof(BlockRecord));
   }
 
   // A record for a new block: one retired earlier, or a new one. Called under the pool's central lock.
@@ -124,8 +129,12 @@ class BlockTable {
     if (index == kNone) throw Error("SizeClassPool: more than 4294967294 blocks");
     const std::uint64_t position = std::uint64_t{index} + kFirstChunk;
     if (std::has_single_bit(position)) {
-      const auto chunk = static_cast<unsigned>(std::bit_width(position)) - 1U - kFirstChunkBits;
-      __atomic_store_n(&chunks_[chunk], new BlockRecord[kFirstChunk << chunk], __ATOMIC_RELEASE);
+      const auto top = static_cast<unsigned>(std::bit_width(position)) - 1U;
+      BlockRecord* chunk = new BlockRecord[position];  // chunk top - kFirstChunkBits holds `position` records
+      chunks_[top - kFirstChunkBits] = chunk;
+      __atomic_store_n(&biased_[top],
+                       reinterpret_cast<std::uintptr_t>(chunk) - position * sizeof(BlockRecord),
+                       __ATOMIC_RELEASE);
     }
     if (retired_.capacity() <= index) {  // so that retire() never allocates; doubling keeps this amortized
       retired_.reserve(std::max<std::size_t>(std::size_t{index} + 1, 2 * retired_.capacity()));
@@ -144,7 +153,9 @@ class BlockTable {
   static constexpr std::uint64_t kFirstChunk = std::uint64_t{1} << kFirstChunkBits;
   static constexpr std::size_t kChunks = 33 - kFirstChunkBits;  // enough for every 32-bit index
 
-  std::array<BlockRecord*, kChunks> chunks_{};  // read and written with __atomic builtins
+  std::array<BlockRecord*, kChunks> chunks_{};  // for the destructor; at() reads biased_
+  // By the position's top bit (chunk + kFirstChunkBits); read and written with __atomic builtins.
+  std::array<std::uintptr_t, kChunks + kFirstChunkBits> biased_{};
   std::atomic<std::uint32_t> size_{0};
   std::vector<BlockRecord*> retired_;
 };
