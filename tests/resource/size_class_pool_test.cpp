@@ -111,6 +111,7 @@ TEST_F(SizeClassPoolTest, CountsHitsMissesReturnsAndReleases) {
 TEST_F(SizeClassPoolTest, EachCacheHoldsAtMostItsBound) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 4});
   std::vector<Allocation> live;
+  live.reserve(20);
   for (int i = 0; i < 20; ++i) live.push_back(pool.allocate(5000));
   EXPECT_EQ(pool.usage().upstream_allocations, 5U) << "chunks of 1, 2, 4, 8 and 16 blocks of 8 KiB";
   for (const Allocation& a : live) pool.deallocate(a);
@@ -144,16 +145,18 @@ TEST_F(SizeClassPoolTest, AMillionSmallBlocksCostAFewUpstreamAllocations) {
 TEST_F(SizeClassPoolTest, TrimGivesWhollyFreeChunksBack) {
   SizeClassPool pool(device_, {.max_pooled_per_bucket = 8, .per_thread_cache = false});
   std::vector<Allocation> live;
+  live.reserve(9);
   for (int i = 0; i < 6; ++i) live.push_back(pool.allocate(300));   // 512 B class: chunks of 1, 2, 4 blocks
   for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(5000));  // 8 KiB class: chunks of 1 and 2 blocks
   const Allocation keeper = pool.allocate(5000);                    // the first block of a chunk of 4
   for (const Allocation& a : live) pool.deallocate(a);
   EXPECT_EQ(device_.live_allocations(), 6U);
-  EXPECT_EQ(pool.trim(), 7 * 512 + 3 * 8 * KiB) << "every chunk but the one holding `keeper`";
+  EXPECT_EQ(pool.trim(), std::size_t{7} * 512 + std::size_t{3} * 8 * KiB)
+      << "every chunk but the one holding `keeper`";
   EXPECT_EQ(device_.live_allocations(), 1U);
   EXPECT_EQ(pool.stats().cached_blocks, 0U);
   pool.deallocate(keeper);
-  EXPECT_EQ(pool.trim(), 4 * 8 * KiB);
+  EXPECT_EQ(pool.trim(), std::size_t{4} * 8 * KiB);
   EXPECT_EQ(device_.live_allocations(), 0U);
   EXPECT_EQ(pool.usage().reserved_bytes, 0U);
   EXPECT_EQ(pool.trim(), 0U) << "nothing left to give back";
@@ -174,6 +177,7 @@ TEST_F(SizeClassPoolTest, AChunkWhollyBackGoesUpstreamAtOnce) {
 TEST_F(SizeClassPoolTest, ChunksGrowByDoublingUpToChunkSize) {
   SizeClassPool pool(device_, {.chunk_size = 8 * KiB, .per_thread_cache = false});
   std::vector<Allocation> live;
+  live.reserve(1 + 2 + 4 + 8 + 8);
   for (int i = 0; i < 1 + 2 + 4 + 8 + 8; ++i) live.push_back(pool.allocate(1000));
   const PoolSnapshot s = pool.snapshot();
   std::vector<std::size_t> sizes;
@@ -226,6 +230,7 @@ TEST_F(SizeClassPoolTest, ThreadExitHandsItsCacheToTheCentralLists) {
   std::size_t cached_by_worker = 0;
   std::thread worker([&] {
     std::vector<Allocation> live;
+    live.reserve(3);
     for (int i = 0; i < 3; ++i) live.push_back(pool.allocate(2000));
     for (const Allocation& a : live) pool.deallocate(a);
     EXPECT_EQ(pool.stats().thread_caches, 1U);
