@@ -31,17 +31,19 @@ struct ExpandablePool::State {
     std::size_t mapped_end = 0;    // past the highest granule ever mapped
   };
 
-  State(ExpandablePool& owner, std::size_t pool_granule, std::size_t reservation_bytes)
+  State(ExpandablePool& owner, std::size_t pool_granule, std::size_t reservation_bytes, bool hints)
       : pool(owner),
         granule(pool_granule),
         granule_shift(static_cast<unsigned>(std::countr_zero(pool_granule))),
         reservation(reservation_bytes),
+        placement_hints(hints),
         ranges(owner, "ExpandablePool") {}
 
   ExpandablePool& pool;
   const std::size_t granule;  // a power of two
   const unsigned granule_shift;
   const std::size_t reservation;
+  const bool placement_hints;
   detail::FreeRanges ranges;
   detail::PoolMutex mutex;
   std::vector<std::unique_ptr<Arena>> arenas;     // index = segment number in `ranges`; addresses never move
@@ -59,6 +61,20 @@ struct ExpandablePool::State {
   bool idle_granules = false;
   std::uint64_t map_calls = 0;
   std::uint64_t unmap_calls = 0;
+  // Placement's memory of free ranges with no wholly mapped position: best fit keeps offering the same mostly
+  // unmapped hole, and walking its mapped runs again is most of placement's cost. Whether a range has such a
+  // position depends only on its extent, the request and the bitmap, and a range without one for `search`
+  // bytes has none for more (each larger window holds a smaller one at a position placement looks at), so a
+  // hint holds while the range keeps its segment, offset and size and nothing was mapped or unmapped since.
+  struct UnmappedHint {
+    std::size_t offset = 0;
+    std::size_t size = 0;
+    std::size_t search = 0;
+    std::uint64_t map_epoch = 0;  // 0: none
+    std::uint32_t segment = kNoRange;
+  };
+  std::vector<UnmappedHint> unmapped_hints;  // by range record
+  std::uint64_t map_epoch = 1;               // steps at every map and unmap
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
 
@@ -163,6 +179,7 @@ struct ExpandablePool::State {
   void map_run(Arena& arena, std::size_t first, std::size_t count) {
     backend().map(arena.range, first * granule, count * granule);
     ++map_calls;
+    ++map_epoch;
     arena.mapped.set(first, count);
     mapped += count * granule;
     arena.mapped_end = std::max(arena.mapped_end, first + count);
@@ -171,6 +188,7 @@ struct ExpandablePool::State {
   void unmap_run(Arena& arena, std::size_t first, std::size_t count) {
     backend().unmap(arena.range, first * granule, count * granule);
     ++unmap_calls;
+    ++map_epoch;
     arena.mapped.clear(first, count);
     mapped -= count * granule;
   }
@@ -301,12 +319,12 @@ struct ExpandablePool::State {
         (mapped_granules() < mapping_limit && excess_over_limit(arena.mapped.count_clear(first, end)) == 0))
       return {};
     std::size_t at = 0;
-    if (mapped_position(index, search, at)) return {at, true};
+    if (has_mapped_position(index, search, at)) return {at, true};
     std::uint32_t choice = kNoRange;
     ranges.for_each_fit(search, [&](std::uint32_t other) {
       if (!ranges.order().ready_for(ranges[other].fence, stream)) return false;
       at = 0;
-      if (!mapped_at(other, 0, search) && !mapped_position(other, search, at)) return false;
+      if (!mapped_at(other, 0, search) && !has_mapped_position(other, search, at)) return false;
       choice = other;
       return true;
     });
@@ -374,6 +392,26 @@ struct ExpandablePool::State {
       return found;
     });
     return found;
+  }
+
+  // mapped_position, remembering a range that has none (UnmappedHint).
+  bool has_mapped_position(std::uint32_t index, std::size_t search, std::size_t& at) noexcept {
+    const Range& r = ranges[index];
+    if (index < unmapped_hints.size()) {
+      const UnmappedHint& hint = unmapped_hints[index];
+      if (hint.map_epoch == map_epoch && hint.search <= search && hint.offset == r.offset &&
+          hint.size == r.size && hint.segment == r.segment)
+        return false;
+    }
+    if (mapped_position(index, search, at)) return true;
+    if (!placement_hints) return false;
+    try {
+      if (index >= unmapped_hints.size()) unmapped_hints.resize(ranges.records().size());
+      unmapped_hints[index] = UnmappedHint{r.offset, r.size, search, map_epoch, r.segment};
+    } catch (const std::bad_alloc&) {
+      // no room for the hint: the next placement walks the range again
+    }
+    return false;
   }
 
   // The position in free range `index` needing the fewest unmapped granules for `search` bytes: its low end
@@ -503,7 +541,7 @@ ExpandablePool::ExpandablePool(BackendResource& upstream, ExpandablePoolOptions 
                           " bytes is too large");
   }
   reservation_ = align_up(wanted, granule_);
-  state_ = std::make_unique<State>(*this, granule_, reservation_);
+  state_ = std::make_unique<State>(*this, granule_, reservation_, options.placement_hints);
 }
 
 ExpandablePool::~ExpandablePool() {

@@ -95,6 +95,45 @@ TEST_F(ExpandablePoolTest, RandomizedModelWritesEveryLiveByteOnABackedDevice) {
   run_model(model, 1500, 23);
 }
 
+// Placement's hints (free ranges known to hold no wholly mapped position) only spare it work: the same
+// random sequence on two pools, one with hints and one without, must place every allocation at the same
+// offset and make the same map and unmap calls. Sizes of up to a few granules keep the pool past its peak,
+// mapping and unmapping often, so hints go stale and must be dropped.
+TEST_F(ExpandablePoolTest, PlacementHintsNeverChangeWherePlacementGoes) {
+  const ExpandablePoolOptions options{.granule = kGranule, .reservation = GiB};
+  ExpandablePool hinted(device_, options);
+  ExpandablePoolOptions without = options;
+  without.placement_hints = false;
+  ExpandablePool walking(device_, without);
+  std::mt19937_64 rng(31);
+  std::vector<std::pair<Allocation, Allocation>> live;
+  for (int op = 0; op < 20000; ++op) {
+    const auto dice = static_cast<unsigned>(rng() % 100);
+    if (dice == 0) {
+      ASSERT_EQ(hinted.trim(), walking.trim()) << "operation " << op;
+    } else if (live.size() < 40 && (dice < 55 || live.empty())) {
+      const std::size_t bytes = 1 + rng() % (6 * kGranule);
+      const Allocation a = hinted.allocate(bytes);
+      const Allocation b = walking.allocate(bytes);
+      ASSERT_EQ(a.offset, b.offset) << "operation " << op << ", " << bytes << " bytes";
+      live.emplace_back(a, b);
+    } else {
+      const std::size_t pick = rng() % live.size();
+      hinted.deallocate(live[pick].first);
+      walking.deallocate(live[pick].second);
+      live[pick] = live.back();
+      live.pop_back();
+    }
+    ASSERT_EQ(hinted.usage().map_calls, walking.usage().map_calls) << "operation " << op;
+    ASSERT_EQ(hinted.usage().unmap_calls, walking.usage().unmap_calls) << "operation " << op;
+  }
+  EXPECT_GT(hinted.usage().unmap_calls, 100U) << "the sequence never unmapped enough to test stale hints";
+  for (const auto& [a, b] : live) {
+    hinted.deallocate(a);
+    walking.deallocate(b);
+  }
+}
+
 // --- mapping ---
 
 // The host-order model above never frees on a stream. Here four streams allocate and free (mostly on their

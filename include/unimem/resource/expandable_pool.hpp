@@ -47,6 +47,10 @@ struct ExpandablePoolOptions {
   // Addresses reserved per range, rounded up to the granule; at least one granule. 0: the device's memory
   // (at least one granule).
   std::size_t reservation = 0;
+  // Placement remembers free ranges it found no wholly mapped position in, until their extent or the
+  // mapping changes (docs/architecture.md, "Placement on mapped granules"). The answers are the same either
+  // way; false walks every range again, for comparing the two.
+  bool placement_hints = true;
 };
 
 class ExpandablePool final : public MemoryResource {
