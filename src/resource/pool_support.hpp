@@ -77,7 +77,8 @@ inline void check_pool_stream(const MemoryResource& pool, const Stream* stream, 
   }
 }
 
-// checked_free's reports, out of line so that the check itself inlines into the pools' deallocate.
+// The reports of checked_free and ordered_free, out of line so that the checks inline into the pools'
+// deallocate.
 [[gnu::cold]] void report_not_live(const MemoryResource& pool, std::string_view pool_name,
                                    const Allocation& allocation) noexcept;
 // Reports a free ordered on a stream the pool cannot order on and synchronizes that stream; the free then
@@ -87,18 +88,12 @@ inline void check_pool_stream(const MemoryResource& pool, const Stream* stream, 
 [[gnu::cold]] void report_failed_free(const MemoryResource& pool, std::string_view pool_name,
                                       const std::exception& error) noexcept;
 
-// The rest of a range pool's deallocate once it holds its lock and has checked the cookie (`live`): an
-// allocation that is not live is reported and refused; a stream of another device is reported and
-// synchronized, the free then counting as host-ordered; then free(stream) runs, and what it throws is
-// reported with the allocation left out of use. Returns whether the free was accepted.
+// The stream-order part of a pool's deallocate, for a block or range it has claimed: a stream of another
+// device is reported and synchronized, the free then counting as host-ordered; then free(stream) runs, and
+// what it throws is reported with the allocation left out of use. Returns whether the free was accepted.
 template <typename Free>
-[[gnu::always_inline]] inline bool checked_free(const MemoryResource& pool, std::string_view pool_name,
-                                                const Allocation& allocation, bool live, Stream* stream,
-                                                const Free& free) noexcept {
-  if (!live) [[unlikely]] {
-    report_not_live(pool, pool_name, allocation);
-    return false;
-  }
+[[gnu::always_inline]] inline bool ordered_free(const MemoryResource& pool, std::string_view pool_name,
+                                                Stream* stream, const Free& free) noexcept {
   try {
     if (!is_pool_stream(pool, stream)) [[unlikely]] {
       synchronize_foreign_free(pool, pool_name, *stream);
@@ -111,6 +106,19 @@ template <typename Free>
     return false;
   }
   return true;
+}
+
+// A range pool's deallocate once it holds its lock and has checked the cookie (`live`): an allocation that
+// is not live is reported and refused; otherwise ordered_free.
+template <typename Free>
+[[gnu::always_inline]] inline bool checked_free(const MemoryResource& pool, std::string_view pool_name,
+                                                const Allocation& allocation, bool live, Stream* stream,
+                                                const Free& free) noexcept {
+  if (!live) [[unlikely]] {
+    report_not_live(pool, pool_name, allocation);
+    return false;
+  }
+  return ordered_free(pool, pool_name, stream, free);
 }
 
 // A mutex that spins briefly before it blocks. A pool's critical section lasts tens of nanoseconds, far less

@@ -995,40 +995,28 @@ bool SizeClassPool::do_deallocate(const Allocation& allocation, Stream* stream) 
 }
 
 bool SizeClassPool::reject(const Allocation& allocation) const noexcept {
-  report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": allocation of " +
-                std::to_string(allocation.size) + " bytes at offset " + std::to_string(allocation.offset) +
-                " is not live here: already freed, or allocated by another resource");
+  detail::report_not_live(*this, "SizeClassPool", allocation);
   return false;
 }
 
 bool SizeClassPool::deallocate_slow(BlockRecord& r, Stream* stream) noexcept {
   detail::SizeClassState& s = *state_;
-  if (stream != nullptr) {
-    try {
-      if (!detail::is_pool_stream(*this, stream)) {
-        report_misuse("SizeClassPool::deallocate on " + to_string(device()) + ": a stream of " +
-                      to_string(stream->device()) + " cannot order this free; synchronizing it instead");
-        stream->synchronize();
-        stream = nullptr;
-      }
-      s.order.mark_free(r.fence, stream);
-    } catch (const std::exception& e) {
-      report_misuse(std::string("SizeClassPool::deallocate: ") + e.what() + "; the block stays out of use");
-      return false;
+  return detail::ordered_free(*this, "SizeClassPool", stream, [&](Stream* order) {
+    // A host-order free leaves the fence as it is (as the fast path does); a stream's, or a foreign stream's
+    // now synchronized, marks it.
+    if (stream != nullptr) s.order.mark_free(r.fence, order);
+    const std::uint64_t shape = r.shape.load(std::memory_order_relaxed);
+    if (Shape::padding(shape) != 0) {
+      r.offset.store(detail::SizeClassState::block_start(r), std::memory_order_relaxed);
+      r.shape.store(Shape::make(Shape::bytes(shape), Shape::size_class(shape), 0), std::memory_order_relaxed);
     }
-  }
-  const std::uint64_t shape = r.shape.load(std::memory_order_relaxed);
-  if (Shape::padding(shape) != 0) {
-    r.offset.store(detail::SizeClassState::block_start(r), std::memory_order_relaxed);
-    r.shape.store(Shape::make(Shape::bytes(shape), Shape::size_class(shape), 0), std::memory_order_relaxed);
-  }
-  const std::size_t c = Shape::size_class(shape);
-  if (c == s.class_count) {
-    s.free_oversized(r, stream);
-  } else {
-    s.free_block(r, c, stream);
-  }
-  return true;
+    const std::size_t c = Shape::size_class(shape);
+    if (c == s.class_count) {
+      s.free_oversized(r, order);
+    } else {
+      s.free_block(r, c, order);
+    }
+  });
 }
 
 std::size_t SizeClassPool::do_trim() {

@@ -37,6 +37,7 @@ TEST_F(SizeClassPoolTest, RejectsClassesThatAreNotPowersOfTwo) {
   EXPECT_THROW(SizeClassPool(device_, {.min_block = kDefaultAlignment / 2}), InvalidArgument);
   try {
     SizeClassPool pool(device_, {.min_block = 8});
+    ADD_FAILURE() << "min_block 8 was accepted";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("min_block 8"), std::string::npos) << e.what();
   }
@@ -50,6 +51,7 @@ TEST_F(SizeClassPoolTest, RejectsClassesThatAreNotPowersOfTwo) {
   EXPECT_THROW(SizeClassPool(device_, {.chunk_size = 128}), InvalidArgument);
   try {
     SizeClassPool pool(device_, {.chunk_size = 3 * MiB});
+    ADD_FAILURE() << "chunk_size 3 MiB was accepted";
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(3 * MiB)), std::string::npos) << e.what();
   }
